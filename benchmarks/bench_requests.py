@@ -1,0 +1,176 @@
+"""Benchmark: client CPU per non-streaming request, SDK overhead, memory per in-flight request,
+and import time, each against raw httpx measured in the same run.
+
+    python benchmarks/bench_requests.py            # full run (a minute or so)
+    python benchmarks/bench_requests.py --quick    # fewer requests
+
+Not a test: it prints figures and ratios; nothing asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _server import ServerProcess
+
+import llmrelay
+from llmrelay._transport import SlotTransport
+
+MESSAGES = [{"role": "user", "content": "Say hello."}]
+BODY = {"model": "bench-model", "messages": MESSAGES}
+
+
+async def _run(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -> float:
+    """CPU seconds of this process for `n` calls of `one` by `concurrency` workers."""
+    per_worker = n // concurrency
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            await one()
+
+    gc.collect()
+    start = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.process_time() - start) / (per_worker * concurrency)
+
+
+def _raw_call(client: httpx.AsyncClient) -> Callable[[], Awaitable[object]]:
+    async def one() -> object:
+        response = await client.post(
+            "/v1/chat/completions", json=BODY, headers={"authorization": "Bearer sk-bench"}
+        )
+        return json.loads(response.content)
+
+    return one
+
+
+async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> dict[str, float]:
+    results: dict[str, list[float]] = {"raw httpx": [], "same transport, raw": [], "llmrelay": []}
+    raw = httpx.AsyncClient(base_url=url)
+    slot = httpx.AsyncClient(base_url=url, transport=SlotTransport())
+    relay = llmrelay.AsyncClient(
+        "openai",
+        base_url=url + "/v1",
+        api_key="sk-bench",
+        model="bench-model",
+        max_concurrency=concurrency,
+    )
+
+    async def relay_one() -> object:
+        return await relay.chat(MESSAGES)
+
+    calls = {
+        "raw httpx": _raw_call(raw),
+        "same transport, raw": _raw_call(slot),
+        "llmrelay": relay_one,
+    }
+    for one in calls.values():  # warm up: connections open, caches filled
+        await _run(concurrency * 10, concurrency, one)
+    for _ in range(rounds):
+        for name, one in calls.items():
+            results[name].append(await _run(n, concurrency, one))
+    await raw.aclose()
+    await slot.aclose()
+    await relay.aclose()
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+async def memory_per_inflight(url: str, inflight: int) -> dict[str, float]:
+    out = {}
+    for name in ("raw httpx", "llmrelay"):
+        gc.collect()
+        tracemalloc.start()
+        if name == "raw httpx":
+            client = httpx.AsyncClient(
+                base_url=url, limits=httpx.Limits(max_connections=inflight), timeout=60
+            )
+
+            async def one(client: httpx.AsyncClient = client) -> object:
+                response = await client.post("/hold/chat/completions", json=BODY)
+                return json.loads(response.content)
+        else:
+            relay = llmrelay.AsyncClient(
+                "openai",
+                base_url=url + "/hold",
+                api_key="sk-bench",
+                model="bench-model",
+                max_concurrency=inflight,
+                timeout=60,
+            )
+
+            async def one(relay: llmrelay.AsyncClient = relay) -> object:
+                return await relay.chat(MESSAGES)
+
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        await asyncio.gather(*(one() for _ in range(inflight)))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[name] = (peak - before) / inflight
+        if name == "raw httpx":
+            await client.aclose()
+        else:
+            await relay.aclose()
+    return out
+
+
+def import_time(code: str, runs: int = 7) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n = 640 if args.quick else 2000
+    rounds = 2 if args.quick else 5
+    concurrency = 32
+    inflight = 1000
+
+    server = ServerProcess(hold=inflight)
+    try:
+        cpu = asyncio.run(cpu_per_request(server.url, n, concurrency, rounds))
+        memory = asyncio.run(memory_per_inflight(server.url, inflight))
+    finally:
+        server.close()
+    base = import_time("import httpx, anyio")
+    ours = import_time("import llmrelay")
+
+    raw = cpu["raw httpx"]
+    print(f"client CPU per request ({n} requests, concurrency {concurrency}, median of {rounds}):")
+    for name, value in cpu.items():
+        print(f"  {name:22s} {value * 1e6:8.1f} µs   {value / raw:5.2f}× raw httpx")
+    print(
+        f"  SDK overhead over its own transport used raw: "
+        f"{cpu['llmrelay'] / cpu['same transport, raw']:.2f}×"
+    )
+    print(f"peak Python memory per in-flight request ({inflight} held open):")
+    for name, value in memory.items():
+        print(
+            f"  {name:22s} {value / 1024:8.1f} KiB  {value / memory['raw httpx']:5.2f}× raw httpx"
+        )
+    print(
+        f"import: httpx+anyio {base * 1e3:.0f} ms, llmrelay {ours * 1e3:.0f} ms "
+        f"(our modules add {(ours - base) * 1e3:.0f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

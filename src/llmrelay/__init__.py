@@ -1,0 +1,104 @@
+"""llmrelay: one small, fast, typed client for LLM APIs.
+
+import llmrelay
+
+async with llmrelay.AsyncClient(provider="mock") as client:
+    reply = await client.chat("Hello")
+    print(reply.text)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._client import AsyncClient, ClientStateError
+from ._config import RateLimit, RetryPolicy, Timeout
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    InternalServerError,
+    LLMError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseError,
+    StreamError,
+    UnprocessableEntityError,
+)
+from ._types import (
+    ChatResponse,
+    EmbeddingResponse,
+    Message,
+    ModelInfo,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._usage import ModelTotals, UsageTotals
+from .providers import Provider
+
+if TYPE_CHECKING:
+    from ._stream import ChatStream
+    from ._sync import Client, SyncStream
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The sync facade (threads, a blocking portal) and streaming load on first use.
+    if name in ("Client", "SyncStream"):
+        from . import _sync
+
+        return getattr(_sync, name)
+    if name == "ChatStream":
+        from ._stream import ChatStream
+
+        return ChatStream
+    raise AttributeError(f"module 'llmrelay' has no attribute {name!r}")
+
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatResponse",
+    "ChatStream",
+    "Client",
+    "ClientStateError",
+    "ConfigError",
+    "ConflictError",
+    "EmbeddingResponse",
+    "InternalServerError",
+    "LLMError",
+    "Message",
+    "ModelInfo",
+    "ModelTotals",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "Provider",
+    "RateLimit",
+    "RateLimitError",
+    "ResponseError",
+    "RetryPolicy",
+    "StreamChunk",
+    "StreamError",
+    "SyncStream",
+    "Timeout",
+    "ToolCall",
+    "ToolCallDelta",
+    "UnprocessableEntityError",
+    "Usage",
+    "UsageTotals",
+    "__version__",
+]

@@ -1,0 +1,37 @@
+"""Every policy number of llmrelay, in one screen.
+
+Changing a default here changes it everywhere: the value types, the pipeline and the docs read
+these names instead of repeating the numbers.
+"""
+
+from __future__ import annotations
+
+# Timeouts (seconds). `read` is the longest silence between two received bytes; `total` is a
+# wall-clock deadline for a whole call, every attempt and backoff sleep included.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 600.0
+DEFAULT_WRITE_TIMEOUT = 60.0
+DEFAULT_POOL_TIMEOUT = 60.0
+
+# Retries: full-jitter exponential backoff, base * 2**attempt capped at BACKOFF_CAP.
+DEFAULT_MAX_RETRIES = 2
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+# A server asking us to wait longer than this fails the call at once (with `.retry_after` set).
+RETRY_AFTER_CAP = 60.0
+RETRYABLE_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+# Concurrency.
+DEFAULT_MAX_CONCURRENCY = 16
+
+# Connections kept alive per concurrency slot, and how long an idle one lives.
+KEEPALIVE_EXPIRY = 30.0
+
+# Streaming: the largest single server-sent event we accept (bytes).
+MAX_SSE_EVENT_SIZE = 8 * 1024 * 1024
+
+# Token estimate used by the rate limiter before a reply tells the real count.
+CHARS_PER_TOKEN_ESTIMATE = 4
+
+# Client-side rate limits refill continuously; at most this many seconds' worth may go at once.
+RATE_LIMIT_BURST_SECONDS = 1.0

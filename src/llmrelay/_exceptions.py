@@ -1,0 +1,217 @@
+"""The llmrelay error hierarchy.
+
+::
+
+    LLMError
+    ├── ConfigError                 bad arguments, missing key, unknown provider (nothing was sent)
+    ├── APIConnectionError          could not connect, or the connection dropped before a response
+    │   └── APITimeoutError
+    ├── APIStatusError              the server answered with an error status
+    │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
+    │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
+    │   ├── RateLimitError 429, InternalServerError 5xx
+    │   └──                     └── OverloadedError 529 / "overloaded"
+    ├── ResponseError               a 2xx body we cannot understand
+    └── StreamError                 an error inside a stream, or a stream cut short
+
+Messages name the provider, the status and the provider's own message; they never hold a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "InternalServerError",
+    "LLMError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseError",
+    "StreamError",
+    "UnprocessableEntityError",
+]
+
+
+class LLMError(Exception):
+    """Base class of every error llmrelay raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(LLMError, ValueError):
+    """Bad arguments, a missing key or an unknown provider; raised before anything is sent."""
+
+
+class APIConnectionError(LLMError):
+    """The request could not be sent, or the connection broke before a full response."""
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read or total deadline ran out."""
+
+
+class APIStatusError(LLMError):
+    """The server answered with an error status (or an error payload)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        provider: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.provider = provider
+        self.request_id = request_id
+        self.body = body
+        self.retry_after = retry_after
+        self.code = code
+
+
+class BadRequestError(APIStatusError):
+    """400: the provider rejected the request."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model, deployment or path."""
+
+
+class ConflictError(APIStatusError):
+    """409."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422."""
+
+
+class RateLimitError(APIStatusError):
+    """429: slow down; `.retry_after` holds the server's wait when it sent one."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the provider failed."""
+
+
+class OverloadedError(InternalServerError):
+    """529, or a provider's "overloaded" error."""
+
+
+class ResponseError(LLMError):
+    """A successful status with a body we cannot understand (bad JSON, missing fields)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.request_id = request_id
+        self.body = body
+
+
+class StreamError(LLMError):
+    """A stream failed after it started: an error event, a cut connection or a missing end.
+
+    `.partial` holds the text received before the failure and `.retryable` says whether trying
+    the whole call again may help. The typed cause (e.g. `OverloadedError`) is `__cause__`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial: str = "",
+        retryable: bool = False,
+        provider: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.retryable = retryable
+        self.provider = provider
+        self.request_id = request_id
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    529: OverloadedError,
+}
+
+
+def status_error_class(status_code: int, code: str | None = None) -> type[APIStatusError]:
+    """The error class for an HTTP status (and a provider's error code, for "overloaded")."""
+    if code is not None and "overloaded" in code.lower():
+        return OverloadedError
+    cls = _STATUS_CLASSES.get(status_code)
+    if cls is not None:
+        return cls
+    if status_code >= 500:
+        return InternalServerError
+    return APIStatusError
+
+
+def make_status_error(
+    status_code: int,
+    provider_message: str,
+    *,
+    provider: str | None,
+    request_id: str | None = None,
+    body: Any = None,
+    retry_after: float | None = None,
+    code: str | None = None,
+) -> APIStatusError:
+    """Build the typed error for a status, with a message naming provider, status and cause."""
+    cls = status_error_class(status_code, code)
+    parts = [f"{provider or 'provider'} returned {status_code}"]
+    if code:
+        parts.append(f"({code})")
+    text = " ".join(parts) + f": {provider_message or 'no message'}"
+    if request_id:
+        text += f" [request id {request_id}]"
+    return cls(
+        text,
+        status_code=status_code,
+        provider=provider,
+        request_id=request_id,
+        body=body,
+        retry_after=retry_after,
+        code=code,
+    )

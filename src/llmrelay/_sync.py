@@ -1,0 +1,141 @@
+"""`Client`: the blocking facade. It owns one background thread running an event loop (an anyio
+blocking portal) and forwards every call to an `AsyncClient` living on that loop. No logic of
+its own: whatever the async core does, this does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractContextManager
+from functools import partial
+from types import TracebackType
+from typing import Any
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import AsyncClient
+from ._exceptions import LLMError
+from ._request import MessagesInput
+from ._stream import ChatStream
+from ._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
+from ._usage import UsageTotals
+
+
+class SyncStream:
+    """A plain iterator (and context manager) over a `ChatStream` running on the portal's loop."""
+
+    def __init__(self, portal: BlockingPortal, stream: ChatStream) -> None:
+        self._portal = portal
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        return self
+
+    def __next__(self) -> StreamChunk:
+        try:
+            return self._portal.call(self._stream.__anext__)
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    def final(self) -> ChatResponse:
+        return self._portal.call(self._stream.final)
+
+    def close(self) -> None:
+        self._portal.call(self._stream.aclose)
+
+
+class Client:
+    """The same API as `AsyncClient`, blocking::
+
+    with llmrelay.Client(provider="mock") as client:
+        print(client.chat("Hello").text)
+        for chunk in client.stream("Hi"):
+            print(chunk.text, end="")
+    """
+
+    def __init__(self, provider: Any = "openai", **kwargs: Any) -> None:
+        self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal("asyncio")
+        self._portal = self._portal_cm.__enter__()
+        try:
+            # Built on the loop thread, so its connections belong to that loop.
+            self._async: AsyncClient = self._portal.call(partial(AsyncClient, provider, **kwargs))
+        except BaseException:
+            self._portal_cm.__exit__(None, None, None)
+            raise
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("AsyncClient", "Client", 1)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections and stop the background thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._portal.call(self._async.aclose)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+    @property
+    def usage(self) -> UsageTotals:
+        return self._async.usage
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """The `AsyncClient` behind this facade (it lives on the facade's own loop thread)."""
+        return self._async
+
+    def chat(self, messages: MessagesInput, **kwargs: Any) -> ChatResponse:
+        return self._portal.call(partial(self._async.chat, messages, **kwargs))
+
+    def stream(self, messages: MessagesInput, **kwargs: Any) -> SyncStream:
+        stream = self._portal.call(partial(self._async.stream, messages, **kwargs))
+        return SyncStream(self._portal, stream)
+
+    def batch(self, prompts: Sequence[MessagesInput], **kwargs: Any) -> list[Any]:
+        return self._portal.call(partial(self._async.batch, prompts, **kwargs))
+
+    def as_completed(
+        self, prompts: Sequence[MessagesInput], **kwargs: Any
+    ) -> Iterator[tuple[int, ChatResponse | LLMError]]:
+        iterator: AsyncIterator[tuple[int, ChatResponse | LLMError]] = self._portal.call(
+            partial(self._async.as_completed, prompts, **kwargs)
+        )
+        while True:
+            try:
+                yield self._portal.call(iterator.__anext__)
+            except StopAsyncIteration:
+                return
+
+    def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
+        return self._portal.call(partial(self._async.embed, inputs, **kwargs))
+
+    def models(self, **kwargs: Any) -> list[ModelInfo]:
+        return self._portal.call(partial(self._async.models, **kwargs))

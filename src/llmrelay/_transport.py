@@ -1,0 +1,142 @@
+"""The HTTP layer: the connection pool llmrelay builds for itself, and the one place where
+httpx's exceptions become llmrelay errors.
+
+Why a pool of its own: httpcore's pool scans every pooled connection on each request (a poll
+syscall per connection), so with many connections that scan dominates the client's CPU. Giving
+each concurrency slot its own single-connection transport makes checkout O(1): a free list.
+All transports share one SSL context, built once. A user-supplied `httpx.AsyncClient` is used
+as it is.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import httpx
+
+from . import _constants as C
+from ._config import Timeout
+from ._exceptions import APIConnectionError, APITimeoutError
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """Hands the connection's transport back to the free list once the response is closed."""
+
+    __slots__ = ("_inner", "_release")
+
+    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None] | None) -> None:
+        self._inner = inner
+        self._release = release
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._inner.__aiter__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+class SlotTransport(httpx.AsyncBaseTransport):
+    """A set of single-connection transports with O(1) checkout.
+
+    It never blocks: if every transport is busy (more requests than slots), it opens another.
+    The client's semaphore keeps the count at `max_concurrency` in normal use.
+    """
+
+    def __init__(self, *, http2: bool = False, verify: ssl.SSLContext | bool = True) -> None:
+        self._free: list[httpx.AsyncHTTPTransport] = []
+        self._all: list[httpx.AsyncHTTPTransport] = []
+        self._http2 = http2
+        self._verify = verify
+        self._ssl_context: ssl.SSLContext | bool | None = None
+        self._limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=C.KEEPALIVE_EXPIRY
+        )
+
+    def _open(self) -> httpx.AsyncHTTPTransport:
+        if self._ssl_context is None:
+            # One context for every connection: loading the CA bundle costs milliseconds.
+            self._ssl_context = (
+                ssl.create_default_context(cafile=_ca_bundle())
+                if self._verify is True
+                else self._verify
+            )
+        transport = httpx.AsyncHTTPTransport(
+            verify=self._ssl_context, http2=self._http2, limits=self._limits
+        )
+        self._all.append(transport)
+        return transport
+
+    @property
+    def connections(self) -> int:
+        """How many transports (each at most one connection) exist."""
+        return len(self._all)
+
+    @property
+    def idle(self) -> int:
+        return len(self._free)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self._free.pop() if self._free else self._open()
+        try:
+            response = await transport.handle_async_request(request)
+        except BaseException:
+            self._free.append(transport)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _ReleasingStream(response.stream, lambda: self._free.append(transport))
+        return response
+
+    async def aclose(self) -> None:
+        transports, self._all, self._free = self._all, [], []
+        for transport in transports:
+            await transport.aclose()
+
+
+def _ca_bundle() -> str:
+    import certifi  # httpx's own dependency; imported late because it is only needed for TLS
+
+    return certifi.where()
+
+
+@lru_cache(maxsize=64)
+def httpx_timeout(timeout: Timeout) -> httpx.Timeout:
+    """httpx's per-phase timeouts for ours (cached: built once per distinct value)."""
+    return httpx.Timeout(
+        connect=timeout.connect,
+        read=timeout.read,
+        write=C.DEFAULT_WRITE_TIMEOUT,
+        pool=C.DEFAULT_POOL_TIMEOUT,
+    )
+
+
+@contextmanager
+def mapped_transport_errors(provider: str) -> Iterator[None]:
+    """The single place where httpx's exceptions become llmrelay's."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise APITimeoutError(
+            f"{provider}: {_timeout_phase(exc)} timed out", provider=provider
+        ) from exc
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise APIConnectionError(
+            f"{provider}: connection failed: {detail}", provider=provider
+        ) from exc
+
+
+def _timeout_phase(exc: httpx.TimeoutException) -> str:
+    return {
+        httpx.ConnectTimeout: "connecting",
+        httpx.ReadTimeout: "reading (no data within the read timeout)",
+        httpx.WriteTimeout: "sending",
+        httpx.PoolTimeout: "waiting for a connection",
+    }.get(type(exc), "the request")

@@ -1,0 +1,153 @@
+"""The unified value types every provider translates to and from.
+
+All are frozen, slotted, keyword-only dataclasses: cheap to build on the hot path, safe to share.
+Messages travel internally as OpenAI-shaped dicts (the lingua franca of the wire families);
+`Message` is the typed way to write one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    """A complete function call the model asked for. `arguments` is the JSON text as sent;
+    `parsed_arguments` is it decoded (`None` when the model produced invalid JSON)."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+    parsed_arguments: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallDelta:
+    """A fragment of a streamed tool call. Fragments with the same `index` belong together:
+    the first carries `id` and `name`, later ones slices of `arguments`."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One conversation turn. `content` is text or a list of parts (``{"type": "text", ...}``,
+    ``{"type": "image_url", ...}``). Assistant turns may carry `tool_calls` and `reasoning`
+    (with `reasoning_signature`, which some providers need replayed); tool turns carry
+    `tool_call_id`."""
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI-shaped dict llmrelay uses internally."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.tool_calls:
+            out["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.reasoning is not None:
+            out["reasoning_content"] = self.reasoning
+        if self.reasoning_signature is not None:
+            out["reasoning_signature"] = self.reasoning_signature
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Token counts of one reply (or running totals). `prompt_tokens` includes cached tokens."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatResponse:
+    """A complete reply: `text`, why it stopped, what it cost, and any tool calls."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    model: str | None = None
+    id: str | None = None
+    request_id: str | None = None
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
+    refusal: str | None = None
+    provider: str | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def message(self) -> Message:
+        """This reply as an assistant `Message`, ready to append to the conversation."""
+        return Message(
+            role="assistant",
+            content=self.text,
+            tool_calls=self.tool_calls,
+            reasoning=self.reasoning,
+            reasoning_signature=self.reasoning_signature,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamChunk:
+    """One streamed increment. `text` is the new text (may be ""); the other fields are `None`
+    unless this chunk carries them."""
+
+    text: str = ""
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    role: str | None = None
+    refusal: str | None = None
+    id: str | None = None
+    model: str | None = None
+    reasoning_signature: str | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbeddingResponse:
+    """Vectors in input order."""
+
+    vectors: list[list[float]]
+    model: str | None = None
+    usage: Usage | None = None
+    request_id: str | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelInfo:
+    """One entry of a provider's model list."""
+
+    id: str
+    owned_by: str | None = None
+    created: int | None = None
+    raw: Any = field(default=None, repr=False, compare=False)

@@ -1,0 +1,232 @@
+"""Pieces every wire family of the mock shares: the echo model, token counts, embeddings,
+SSE framing, and the small protocol a wire family implements."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
+
+JSONObject: TypeAlias = dict[str, Any]
+
+# The echo model's list, as every family's `models` endpoint reports it.
+MOCK_MODELS = ("mock-echo", "mock-echo-large", "mock-embed")
+DEFAULT_MODEL = MOCK_MODELS[0]
+CREATED = 1_700_000_000  # a fixed "created" timestamp keeps every answer deterministic
+CREATED_ISO = "2023-11-14T22:13:20Z"  # the same instant, for Anthropic
+ECHO_PREFIX = "echo: "
+CHARS_PER_TOKEN = 4  # prompt tokens are estimated as ceil(characters / 4), at least 1
+DEFAULT_EMBEDDING_DIMS = 8
+MAX_EMBEDDING_DIMS = 4096
+
+_PIECE = re.compile(r"\s*\S+\s*")
+
+
+class RequestError(Exception):
+    """The request is wrong; the engine answers `status` with the family's error body."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """What a wire family needs to know about one request besides its JSON body."""
+
+    model: str | None  # the model the request names, any fault suffix removed
+    response_id: str  # hex digest of the logical request: stable across retries
+    chunks: int | None  # forced number of content chunks in a stream
+    query: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamPlan:
+    """A stream as SSE events: `prefix` (always sent), `content` (one event per text delta),
+    `suffix` (finish, usage and terminator), plus the family's in-stream error event and a
+    deliberately malformed event, for faults."""
+
+    prefix: tuple[bytes, ...]
+    content: tuple[bytes, ...]
+    suffix: tuple[bytes, ...]
+    error_event: bytes
+    malformed_event: bytes
+
+
+Answer: TypeAlias = JSONObject | list[Any] | StreamPlan
+
+
+class Wire(Protocol):
+    """One wire family (OpenAI, Anthropic, Gemini) as the engine sees it."""
+
+    name: str
+    request_id_header: str | None
+
+    def route(self, method: str, path: str) -> str | None:
+        """The endpoint name for this method and path, or `None` if not ours."""
+
+    def model_of(self, endpoint: str, path: str, payload: JSONObject | None) -> str | None:
+        """The model a request names (in its body or its path)."""
+
+    def answer(self, endpoint: str, payload: JSONObject | None, call: Call) -> Answer:
+        """A JSON body (dict or list) or a stream plan; raise `RequestError` on bad input."""
+
+    def error_body(
+        self, status: int, message: str, *, request_id: str, retry_delay: float | None
+    ) -> JSONObject:
+        """The family's JSON error body for `status`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EchoReply:
+    """The echo model's answer to one prompt."""
+
+    text: str
+    deltas: tuple[str, ...]  # what a stream sends; concatenated they are `text`
+    prompt_tokens: int
+    completion_tokens: int
+    truncated: bool  # cut short by a max-tokens limit
+
+
+def echo_reply(
+    prompt_texts: Sequence[str], user_text: str, max_tokens: int | None, chunks: int | None
+) -> EchoReply:
+    """Reply "echo: <last user text>", cut to `max_tokens` word pieces, split for streaming."""
+    pieces = split_pieces(ECHO_PREFIX + user_text)
+    truncated = max_tokens is not None and max_tokens < len(pieces)
+    if max_tokens is not None:
+        pieces = pieces[:max_tokens]
+    text = "".join(pieces)
+    deltas = tuple(pieces) if chunks is None else split_into(text, pieces, chunks)
+    return EchoReply(
+        text=text,
+        deltas=deltas,
+        prompt_tokens=estimate_tokens(prompt_texts),
+        completion_tokens=len(pieces),
+        truncated=truncated,
+    )
+
+
+def split_pieces(text: str) -> list[str]:
+    """Word pieces with their surrounding spaces: "a  b " -> ["a  ", "b "]."""
+    return _PIECE.findall(text) or ([text] if text else [])
+
+
+def split_into(text: str, pieces: Sequence[str], n: int) -> tuple[str, ...]:
+    """Exactly `n` deltas that concatenate to `text`.
+
+    Up to the number of word pieces, whole pieces are grouped as evenly as possible; beyond it
+    the text is cut into `n` even character slices; beyond its length every character is one
+    delta and the remaining deltas are empty strings.
+    """
+    if n <= len(pieces):
+        return tuple("".join(group) for group in _even_groups(list(pieces), n))
+    if n <= len(text):
+        return tuple("".join(group) for group in _even_groups(list(text), n))
+    return (*text, *([""] * (n - len(text))))
+
+
+def _even_groups(items: list[str], n: int) -> list[list[str]]:
+    size, extra = divmod(len(items), n)
+    groups, start = [], 0
+    for index in range(n):
+        end = start + size + (1 if index < extra else 0)
+        groups.append(items[start:end])
+        start = end
+    return groups
+
+
+def estimate_tokens(texts: Sequence[str]) -> int:
+    """ceil(total characters / 4), at least 1."""
+    return max(1, math.ceil(sum(len(text) for text in texts) / CHARS_PER_TOKEN))
+
+
+def text_of(content: Any) -> str:
+    """Text of a message's content: a string, or the `text` of each part/block/Gemini part."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        content = content.get("parts", [content])
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content if isinstance(part, Mapping)]
+        return "".join(text for text in texts if isinstance(text, str))
+    return ""
+
+
+def last_user_text(
+    messages: Sequence[Mapping[str, Any]], texts: Sequence[str], *, default_role: str = ""
+) -> str:
+    """The text of the last message whose role is "user" ("" if none)."""
+    for message, text in zip(reversed(messages), reversed(texts), strict=True):
+        if message.get("role", default_role) == "user":
+            return text
+    return ""
+
+
+def embedding(text: str, dims: int = DEFAULT_EMBEDDING_DIMS) -> list[float]:
+    """A deterministic unit vector of `dims` floats derived from SHA-256 of `text`."""
+    raw = b""
+    block = 0
+    while len(raw) < 2 * dims:
+        raw += hashlib.sha256(f"{block}:{text}".encode()).digest()
+        block += 1
+    values = [v / 32768 for v in struct.unpack(f"<{dims}h", raw[: 2 * dims])]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def embedding_base64(vector: Sequence[float]) -> str:
+    """The vector as little-endian float32, base64 (OpenAI's `encoding_format: base64`)."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event: optional `event:` line, a `data:` line, a blank line."""
+    payload = data if isinstance(data, bytes) else dumps(data)
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + payload + b"\n\n"
+
+
+def ends_with(path: str, suffix: str) -> bool:
+    """Whether `path` is `suffix` or ends with "/" + suffix (any base URL prefix is fine)."""
+    path = path.rstrip("/")
+    return path == suffix or path == "/" + suffix or path.endswith("/" + suffix)
+
+
+def opt_int(payload: JSONObject, *names: str, minimum: int = 1) -> int | None:
+    """The first of `names` present in `payload` as an int >= minimum; 400 if it is not one."""
+    for name in names:
+        value = payload.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise RequestError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        return value
+    return None
+
+
+def require_list(payload: JSONObject, name: str) -> list[Any]:
+    """`payload[name]` as a non-empty list; 400 otherwise."""
+    value = payload.get(name)
+    if not isinstance(value, list) or not value:
+        raise RequestError(f"{name} must be a non-empty list")
+    return value
+
+
+def require_object(payload: Any, what: str) -> JSONObject:
+    """`payload` as a JSON object; 400 otherwise."""
+    if not isinstance(payload, dict):
+        raise RequestError(f"{what} must be a JSON object")
+    return payload

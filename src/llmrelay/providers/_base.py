@@ -1,0 +1,103 @@
+"""The provider contract: a preset record plus an adapter of pure translation functions.
+
+An adapter turns the unified request into a `WireRequest` (method, path, headers, JSON) and the
+provider's JSON (or one server-sent event) back into the unified types. It does no I/O, so it is
+tested with plain dicts. The pipeline knows nothing about any provider beyond this contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .._request import ChatRequest, WireRequest
+    from .._sse import ServerSentEvent
+    from .._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
+
+
+class ErrorInfo:
+    """What an adapter reads out of an error body (`retry_after`: a wait the body asks for)."""
+
+    __slots__ = ("code", "message", "retry_after")
+
+    def __init__(
+        self, message: str, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"ErrorInfo({self.message!r}, code={self.code!r}, retry_after={self.retry_after!r})"
+
+
+class StreamParser(Protocol):
+    """Per-stream state that turns server-sent events into `StreamChunk`s.
+
+    `parse` returns `None` for events that carry nothing for the user (pings, keep-alives) and
+    raises an `APIStatusError` subclass for an error event. `finished()` tells, at the end of
+    the byte stream, whether the provider's proper end was seen (else the stream was cut).
+    """
+
+    def parse(self, event: ServerSentEvent) -> StreamChunk | None: ...
+
+    def finished(self) -> bool: ...
+
+
+class Adapter(Protocol):
+    """The functions a wire family provides (usually as a module)."""
+
+    request_id_header: str
+
+    def auth_headers(self, provider: Provider, api_key: str | None) -> dict[str, str]: ...
+
+    def build_chat(self, provider: Provider, request: ChatRequest) -> WireRequest: ...
+
+    def parse_chat(self, provider: Provider, data: Any, request_id: str | None) -> ChatResponse: ...
+
+    def new_stream_parser(self, provider: Provider, request: ChatRequest) -> StreamParser: ...
+
+    def build_embed(
+        self,
+        provider: Provider,
+        model: str,
+        inputs: list[str],
+        extra_body: Mapping[str, Any] | None,
+    ) -> WireRequest: ...
+
+    def parse_embed(
+        self, provider: Provider, data: Any, request_id: str | None
+    ) -> EmbeddingResponse: ...
+
+    def build_models(self, provider: Provider) -> WireRequest: ...
+
+    def parse_models(self, provider: Provider, data: Any) -> list[ModelInfo]: ...
+
+    def parse_error(self, provider: Provider, status_code: int, body: Any) -> ErrorInfo: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provider:
+    """A named preset: which adapter speaks its wire format, where it lives and how to log in.
+
+    `options` carries family-specific settings (e.g. Anthropic's version header, Azure's
+    api-version, which reasoning field a service uses).
+    """
+
+    name: str
+    adapter: Adapter = field(repr=False)
+    base_url: str
+    api_key_env: tuple[str, ...] = ()
+    base_url_env: tuple[str, ...] = ()
+    key_required: bool = True
+    stream_usage: bool = True  # ask for usage in streams (stream_options.include_usage)
+    default_model: str | None = None
+    default_headers: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = field(
+        default=None, repr=False
+    )

@@ -1,0 +1,31 @@
+"""Every `async def` test runs under anyio's pytest plugin (asyncio unless a module overrides
+the `anyio_backend` fixture, e.g. with trio's MockClock for fake-time tests)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's real keys or endpoints."""
+    import os
+
+    for name in list(os.environ):
+        if name.endswith(("_API_KEY", "_BASE_URL", "_AUTH_TOKEN", "_ENDPOINT")) or name.startswith(
+            "LLMRELAY_"
+        ):
+            monkeypatch.delenv(name, raising=False)
