@@ -1,17 +1,10 @@
-"""Every `async def` test runs under anyio's pytest plugin (asyncio unless a module overrides
-the `anyio_backend` fixture, e.g. with trio's MockClock for fake-time tests)."""
+"""Every `async def` test runs under anyio's pytest plugin (`anyio_mode = "auto"` in
+pyproject.toml), on asyncio unless a module overrides the `anyio_backend` fixture, e.g. with
+trio's MockClock for fake-time tests."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture

@@ -18,16 +18,17 @@ from ._config import RateLimit
 class _Bucket:
     __slots__ = ("capacity", "level", "rate", "stamp")
 
-    def __init__(self, per_minute: float, now: float) -> None:
+    def __init__(self, per_minute: float) -> None:
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate * C.RATE_LIMIT_BURST_SECONDS)
         self.level = self.capacity
-        self.stamp = now
+        self.stamp: float | None = None  # set on first use: no clock exists before a loop runs
 
     def wait_for(self, amount: float, now: float) -> float:
         """Seconds until `amount` is available (0 if it is now). Amounts above the capacity
         are allowed to drive the level negative, so one huge request waits but is not stuck."""
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        if self.stamp is not None:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
         need = min(amount, self.capacity)
         return 0.0 if self.level >= need else (need - self.level) / self.rate
@@ -46,11 +47,9 @@ class RateLimiter:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
-        now = clock()
-        self._requests = (
-            _Bucket(limit.requests_per_minute, now) if limit.requests_per_minute else None
-        )
-        self._tokens = _Bucket(limit.tokens_per_minute, now) if limit.tokens_per_minute else None
+        # The clock is not read here: a client may be built before its event loop runs.
+        self._requests = _Bucket(limit.requests_per_minute) if limit.requests_per_minute else None
+        self._tokens = _Bucket(limit.tokens_per_minute) if limit.tokens_per_minute else None
         self._clock = clock
         self._sleep = sleep
         self._lock = anyio.Lock()  # first come, first served

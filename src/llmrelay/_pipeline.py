@@ -93,8 +93,11 @@ class Pipeline:
         self._provider = provider
         self._name = provider.name
         self._base = base_url.rstrip("/") + "/"
-        self._headers = headers
+        # Header names are case-insensitive: keep them lowercase so a caller's "Authorization"
+        # or "Idempotency-Key" replaces ours instead of being sent next to it.
+        self._headers = {k.lower(): v for k, v in headers.items()}
         self._api_key = api_key
+        self._key_bytes = api_key.encode() if api_key else None
         self._semaphore = anyio.Semaphore(max_concurrency)
         self._limiter: RateLimiter | None = None
         if rate_limit is not None:
@@ -112,14 +115,19 @@ class Pipeline:
         key = self._api_key
         return text.replace(key, "***") if key and key in text else text
 
+    def _scrub_bytes(self, content: bytes) -> bytes:
+        """Mask the key in a raw body before anything cuts it short (a cut could split it)."""
+        key = self._key_bytes
+        return content.replace(key, b"***") if key and key in content else content
+
     def _build(
         self, wire: WireRequest, timeout: Timeout, extra_headers: Mapping[str, str] | None
     ) -> httpx.Request:
         headers = dict(self._headers)
         if wire.headers:
-            headers.update(wire.headers)
+            headers.update({k.lower(): v for k, v in wire.headers.items()})
         if extra_headers:
-            headers.update(extra_headers)
+            headers.update({k.lower(): v for k, v in extra_headers.items()})
         if wire.method != "GET":
             # The same key on every attempt lets the server drop duplicates of a retried call.
             headers.setdefault("idempotency-key", os.urandom(16).hex())
@@ -219,13 +227,15 @@ class Pipeline:
         if remaining is not None and remaining <= 0:
             self.usage.failures += 1
             raise APITimeoutError(f"{self._name}: the total timeout ran out", provider=self._name)
-        await self._semaphore.acquire()
-        handed_off = False
-        started = time.perf_counter()
+        acquired = handed_off = False
         try:
-            if self._limiter is not None:
-                await self._limiter.acquire(tokens)
+            # The deadline also covers waiting for a concurrency slot and the rate limiter.
             with anyio.fail_after(remaining) if remaining is not None else _NO_SCOPE:
+                await self._semaphore.acquire()
+                acquired = True
+                if self._limiter is not None:
+                    await self._limiter.acquire(tokens)
+                started = time.perf_counter()
                 try:
                     with mapped_transport_errors(self._name):
                         response = await self._http.send(request, stream=True)
@@ -260,7 +270,7 @@ class Pipeline:
             except ValueError:
                 raise ResponseError(
                     f"{self._name} returned status {status} with a body that is not JSON: "
-                    f"{self._scrub(content[:200].decode('utf-8', 'replace'))!r}",
+                    f"{self._scrub_bytes(content)[:200].decode('utf-8', 'replace')!r}",
                     provider=self._name,
                     request_id=request_id,
                 ) from None
@@ -270,12 +280,13 @@ class Pipeline:
                 f"{self._name}: the total timeout ran out", provider=self._name
             ) from None
         finally:
-            if not handed_off:
+            if acquired and not handed_off:
                 self._semaphore.release()
 
     def _status_failure(
         self, response: httpx.Response, content: bytes, request_id: str | None
     ) -> _AttemptFailed:
+        content = self._scrub_bytes(content)
         try:
             body: Any = json.loads(content) if content else None
         except ValueError:

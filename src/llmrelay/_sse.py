@@ -48,6 +48,14 @@ class ServerSentEvent:
     """The reconnection time in milliseconds, if this event's block set a valid one."""
 
 
+# Building the frozen event through its slot descriptors is ~2× faster than its __init__
+# (which goes through object.__setattr__ per field); this runs once per event.
+_new = object.__new__
+_set_event, _set_data, _set_id, _set_retry = (
+    ServerSentEvent.__dict__[name].__set__ for name in ("event", "data", "id", "retry")
+)
+
+
 class SSEDecodeError(Exception):
     """The stream broke a limit of the decoder (a line or an event larger than allowed)."""
 
@@ -186,18 +194,19 @@ class SSEDecoder:
                 if data:
                     # Steps 3-7: drop the final LF (here: join), type defaults to "message".
                     event_type = self._event_type
-                    events.append(
-                        ServerSentEvent(
-                            event=event_type.decode("utf-8", "replace")
-                            if event_type
-                            else "message",
-                            data=(data[0] if len(data) == 1 else b"\n".join(data)).decode(
-                                "utf-8", "replace"
-                            ),
-                            id=self._last_event_id,
-                            retry=self._retry,
-                        )
+                    event = _new(ServerSentEvent)
+                    _set_event(
+                        event, event_type.decode("utf-8", "replace") if event_type else "message"
                     )
+                    _set_data(
+                        event,
+                        (data[0] if len(data) == 1 else b"\n".join(data)).decode(
+                            "utf-8", "replace"
+                        ),
+                    )
+                    _set_id(event, self._last_event_id)
+                    _set_retry(event, self._retry)
+                    events.append(event)
                     self._data = []
                     self._data_size = 0
                 # Step 2 (empty data buffer: nothing is dispatched) and step 7: reset buffers.

@@ -117,20 +117,25 @@ def httpx_timeout(timeout: Timeout) -> httpx.Timeout:
     )
 
 
+# What httpx raises for network trouble; everything else is a bug and propagates as is.
+HTTPX_ERRORS = (httpx.TransportError, httpx.StreamError, httpx.DecodingError)
+
+
+def transport_error(exc: Exception, provider: str) -> APIConnectionError:
+    """The single place where httpx's exceptions become llmrelay's."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{provider}: {_timeout_phase(exc)} timed out", provider=provider)
+    detail = str(exc) or type(exc).__name__
+    return APIConnectionError(f"{provider}: connection failed: {detail}", provider=provider)
+
+
 @contextmanager
 def mapped_transport_errors(provider: str) -> Iterator[None]:
-    """The single place where httpx's exceptions become llmrelay's."""
+    """`transport_error` as a context manager."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise APITimeoutError(
-            f"{provider}: {_timeout_phase(exc)} timed out", provider=provider
-        ) from exc
-    except (httpx.TransportError, httpx.StreamError) as exc:
-        detail = str(exc) or type(exc).__name__
-        raise APIConnectionError(
-            f"{provider}: connection failed: {detail}", provider=provider
-        ) from exc
+    except HTTPX_ERRORS as exc:
+        raise transport_error(exc, provider) from exc
 
 
 def _timeout_phase(exc: httpx.TimeoutException) -> str:
