@@ -7,10 +7,11 @@ per input, nothing lost, nothing duplicated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._exceptions import LLMError
 
@@ -57,13 +58,13 @@ async def run_as_completed(
     kwargs: Mapping[str, Any],
     *,
     workers: int,
-) -> AsyncIterator[tuple[int, Any]]:
+) -> AsyncGenerator[tuple[int, Any], None]:
     send, receive = anyio.create_memory_object_stream[tuple[int, Any]](max_buffer_size=workers)
     next_index = 0
 
-    async def worker() -> None:
+    async def worker(out: MemoryObjectSendStream[tuple[int, Any]]) -> None:
         nonlocal next_index
-        async with send.clone() as out:
+        async with out:
             while next_index < len(prompts):
                 index = next_index
                 next_index += 1
@@ -76,10 +77,15 @@ async def run_as_completed(
     async with anyio.create_task_group() as tg:
         async with send:
             for _ in range(min(workers, len(prompts))):
-                tg.start_soon(worker)
+                # Cloned here, not in the worker: the original is closed before workers start.
+                tg.start_soon(worker, send.clone())
         try:
             async with receive:
                 async for item in receive:
                     yield item
+        except GeneratorExit:
+            # Closed early (`aclose()`): cancel the workers and end quietly. Letting
+            # GeneratorExit reach the task group would wrap it in an exception group.
+            pass
         finally:
             tg.cancel_scope.cancel()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -98,16 +99,21 @@ class AsyncClient:
             raise ConfigError(
                 f"base_url must start with http:// or https://, got {self.base_url!r}"
             )
-        all_headers = {"user-agent": "llmrelay/0.1"}
+        all_headers = {"user-agent": "llmrelay/0.1", "accept-encoding": "gzip, deflate"}
         all_headers.update(p.default_headers)
         all_headers.update(p.adapter.auth_headers(p, key))
         if headers:
             all_headers.update(headers)
         self._owns_http = http_client is None
-        self._http = http_client or _default_http_client(p)
+        own_transport = None
+        if http_client is None:
+            own_transport = _default_transport(p)
+            http_client = httpx.AsyncClient(transport=own_transport, follow_redirects=False)
+        self._http = http_client
         self._usage = UsageTotals(prices)
         self._pipeline = Pipeline(
             http=self._http,
+            transport=own_transport,
             provider=p,
             base_url=self.base_url,
             headers=all_headers,
@@ -349,16 +355,19 @@ class AsyncClient:
 
     async def as_completed(
         self, prompts: Sequence[MessagesInput], **kwargs: Any
-    ) -> AsyncIterator[tuple[int, ChatResponse | LLMError]]:
+    ) -> AsyncGenerator[tuple[int, ChatResponse | LLMError], None]:
         """Yield `(index, reply or typed error)` as each prompt finishes. Consume it fully, or
         wrap it in `contextlib.aclosing(...)` when you may stop early."""
         from ._batch import run_as_completed
 
         self._check()
-        async for item in run_as_completed(
-            self.chat, prompts, kwargs, workers=self.max_concurrency * 2
-        ):
-            yield item
+        # Closed explicitly: left to the garbage collector, the inner generator would be
+        # finalised in another task, and its task group (with workers still running) with it.
+        async with aclosing(
+            run_as_completed(self.chat, prompts, kwargs, workers=self.max_concurrency * 2)
+        ) as items:
+            async for item in items:
+                yield item
 
     async def embed(
         self,
@@ -421,8 +430,7 @@ def _first_env(names: Sequence[str]) -> str | None:
     return None
 
 
-def _default_http_client(provider: Provider) -> httpx.AsyncClient:
+def _default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
     from ._transport import SlotTransport
 
-    transport = provider.transport_factory() if provider.transport_factory else SlotTransport()
-    return httpx.AsyncClient(transport=transport, follow_redirects=False)
+    return provider.transport_factory() if provider.transport_factory else SlotTransport()

@@ -81,6 +81,7 @@ class Pipeline:
         self,
         *,
         http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport | None = None,
         provider: Provider,
         base_url: str,
         headers: dict[str, str],
@@ -90,6 +91,10 @@ class Pipeline:
         usage: UsageTotals,
     ) -> None:
         self._http = http
+        # With a transport of our own, requests skip httpx.AsyncClient.send (auth flows,
+        # redirects, cookie jars, event hooks: none of which an API call here uses) and go
+        # straight to it. A user's http_client keeps its full behaviour.
+        self._transport = transport
         self._provider = provider
         self._name = provider.name
         self._base = base_url.rstrip("/") + "/"
@@ -131,13 +136,27 @@ class Pipeline:
         if wire.method != "GET":
             # The same key on every attempt lets the server drop duplicates of a retried call.
             headers.setdefault("idempotency-key", os.urandom(16).hex())
-        return self._http.build_request(
+        if self._transport is None:
+            return self._http.build_request(
+                wire.method,
+                self.url(wire.path),
+                json=wire.json,
+                params=wire.params,
+                headers=headers,
+                timeout=httpx_timeout(timeout),
+            )
+        content = None
+        if wire.json is not None:
+            content = json.dumps(wire.json, ensure_ascii=False, separators=(",", ":")).encode()
+            headers["content-type"] = "application/json"
+        return httpx.Request(
             wire.method,
             self.url(wire.path),
-            json=wire.json,
             params=wire.params,
             headers=headers,
-            timeout=httpx_timeout(timeout),
+            content=content,
+            # A fresh dict per request: a stream shrinks its read timeout to meet its deadline.
+            extensions={"timeout": httpx_timeout(timeout).as_dict()},
         )
 
     async def request_json(
@@ -238,7 +257,11 @@ class Pipeline:
                 started = time.perf_counter()
                 try:
                     with mapped_transport_errors(self._name):
-                        response = await self._http.send(request, stream=True)
+                        if self._transport is not None:
+                            response = await self._transport.handle_async_request(request)
+                            response.request = request
+                        else:
+                            response = await self._http.send(request, stream=True)
                         try:
                             status = response.status_code
                             if status >= 400 or not stream:

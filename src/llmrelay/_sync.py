@@ -5,15 +5,16 @@ its own: whatever the async core does, this does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractContextManager
+import queue
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, aclosing
 from functools import partial
 from types import TracebackType
 from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import AsyncClient
+from ._client import AsyncClient, ClientStateError
 from ._exceptions import LLMError
 from ._request import MessagesInput
 from ._stream import ChatStream
@@ -112,30 +113,56 @@ class Client:
         """The `AsyncClient` behind this facade (it lives on the facade's own loop thread)."""
         return self._async
 
+    def _open_portal(self) -> BlockingPortal:
+        # Once closed, the portal's thread is gone: say so instead of anyio's "portal is not
+        # running" (the same error the AsyncClient gives).
+        if self._closed:
+            raise ClientStateError("this Client is closed; create a new one")
+        return self._portal
+
     def chat(self, messages: MessagesInput, **kwargs: Any) -> ChatResponse:
-        return self._portal.call(partial(self._async.chat, messages, **kwargs))
+        return self._open_portal().call(partial(self._async.chat, messages, **kwargs))
 
     def stream(self, messages: MessagesInput, **kwargs: Any) -> SyncStream:
-        stream = self._portal.call(partial(self._async.stream, messages, **kwargs))
-        return SyncStream(self._portal, stream)
+        portal = self._open_portal()
+        stream = portal.call(partial(self._async.stream, messages, **kwargs))
+        return SyncStream(portal, stream)
 
     def batch(self, prompts: Sequence[MessagesInput], **kwargs: Any) -> list[Any]:
-        return self._portal.call(partial(self._async.batch, prompts, **kwargs))
+        return self._open_portal().call(partial(self._async.batch, prompts, **kwargs))
 
     def as_completed(
         self, prompts: Sequence[MessagesInput], **kwargs: Any
     ) -> Iterator[tuple[int, ChatResponse | LLMError]]:
-        iterator: AsyncIterator[tuple[int, ChatResponse | LLMError]] = self._portal.call(
-            partial(self._async.as_completed, prompts, **kwargs)
-        )
-        while True:
+        # The async generator runs its workers in a task group, which must be entered and left
+        # by one task: so one portal task drives it and hands outcomes over through a queue
+        # (driving it with one portal call per item would use a new task each time).
+        portal = self._open_portal()
+        outcomes: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        done = object()
+
+        async def pump() -> None:
             try:
-                yield self._portal.call(iterator.__anext__)
-            except StopAsyncIteration:
-                return
+                async with aclosing(self._async.as_completed(prompts, **kwargs)) as items:
+                    async for item in items:
+                        outcomes.put(item)
+            finally:
+                outcomes.put(done)
+
+        future = portal.start_task_soon(pump)
+        try:
+            while True:
+                item = outcomes.get()
+                if item is done:
+                    future.result()  # the async side's error, if it failed
+                    return
+                yield item
+        finally:
+            if not future.done():
+                future.cancel()  # stopped early: cancels the workers on the loop
 
     def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
-        return self._portal.call(partial(self._async.embed, inputs, **kwargs))
+        return self._open_portal().call(partial(self._async.embed, inputs, **kwargs))
 
     def models(self, **kwargs: Any) -> list[ModelInfo]:
-        return self._portal.call(partial(self._async.models, **kwargs))
+        return self._open_portal().call(partial(self._async.models, **kwargs))

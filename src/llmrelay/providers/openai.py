@@ -2,12 +2,20 @@
 
 Preset options read here:
 - ``max_tokens_field``: ``"max_completion_tokens"`` (OpenAI) or ``"max_tokens"`` (most others).
-- ``replay_reasoning``: send an assistant turn's reasoning back as ``reasoning_content``.
+- ``replay_reasoning``: send an assistant turn's reasoning back as ``reasoning_content``
+  (DeepSeek, Moonshot answer 400 to a tool-call turn without it).
+- ``tool_call_id_style``: ``"mistral"`` rewrites replayed tool-call ids that are not 9
+  alphanumerics, the same way in an assistant's ``tool_calls`` and in the tool result.
+- ``strip_message_name``: drop ``messages[].name`` (Groq answers 400 to it).
+
+Usage is read from ``usage``, else ``x_groq.usage`` (Groq), else ``choices[0].usage`` (Moonshot).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +29,7 @@ from .._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    make_stream_chunk,
 )
 from ._base import ErrorInfo, Provider
 from ._common import as_int, bad_response, error_message, make_tool_call
@@ -51,18 +60,61 @@ def auth_headers(provider: Provider, api_key: str | None) -> dict[str, str]:
 
 
 def _wire_messages(provider: Provider, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop llmrelay's replay-only keys unless this service wants reasoning sent back."""
-    replay = provider.options.get("replay_reasoning", False)
+    """Drop llmrelay's replay-only keys unless this service wants reasoning sent back, and
+    apply the preset's message quirks. The caller's dicts are never modified."""
+    options = provider.options
+    if options.get("tool_call_id_style") == "mistral" or options.get("strip_message_name"):
+        return [_quirky_message(options, msg) for msg in messages]
+    replay = options.get("replay_reasoning", False)
     out = messages
     for i, msg in enumerate(messages):
         if "reasoning_content" in msg or "reasoning_signature" in msg:
             if out is messages:
                 out = list(messages)
-            clean = {k: v for k, v in msg.items() if k != "reasoning_signature"}
-            if not replay:
-                clean.pop("reasoning_content", None)
-            out[i] = clean
+            out[i] = _clean_reasoning(msg, replay)
     return out
+
+
+def _clean_reasoning(msg: dict[str, Any], replay: bool) -> dict[str, Any]:
+    clean = {k: v for k, v in msg.items() if k != "reasoning_signature"}
+    if not replay:
+        clean.pop("reasoning_content", None)
+    return clean
+
+
+def _quirky_message(options: Mapping[str, Any], msg: dict[str, Any]) -> dict[str, Any]:
+    out = _clean_reasoning(msg, options.get("replay_reasoning", False))
+    if options.get("strip_message_name"):
+        out.pop("name", None)
+    if options.get("tool_call_id_style") == "mistral":
+        calls = out.get("tool_calls")
+        if isinstance(calls, list):
+            out["tool_calls"] = [
+                {**call, "id": mistral_tool_call_id(call["id"])}
+                if isinstance(call, dict) and isinstance(call.get("id"), str)
+                else call
+                for call in calls
+            ]
+        if isinstance(out.get("tool_call_id"), str):
+            out["tool_call_id"] = mistral_tool_call_id(out["tool_call_id"])
+    return out
+
+
+_MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
+_ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def mistral_tool_call_id(call_id: str) -> str:
+    """A tool-call id Mistral accepts (exactly 9 of ``[A-Za-z0-9]``): valid ids pass unchanged,
+    others map to a stable hash of themselves, so a call and its result still match."""
+    if _MISTRAL_ID.fullmatch(call_id):
+        return call_id
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(9):
+        number, digit = divmod(number, len(_ALPHANUMERIC))
+        chars.append(_ALPHANUMERIC[digit])
+    return "".join(chars)
 
 
 def build_chat(provider: Provider, request: ChatRequest) -> WireRequest:
@@ -122,7 +174,17 @@ def _raise_if_error(
     message, code = error_message({"error": err})
     status = err.get("code") if isinstance(err, dict) else None
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status < 600:
-        status = _STREAM_ERROR_STATUS.get(code or "", 500)
+        # Any field may name the kind: OpenAI's rate-limit errors have type "tokens" or
+        # "requests" and code "rate_limit_exceeded".
+        names = [err.get(k) for k in ("type", "code", "status")] if isinstance(err, dict) else []
+        status = next(
+            (
+                _STREAM_ERROR_STATUS[n]
+                for n in names
+                if isinstance(n, str) and n in _STREAM_ERROR_STATUS
+            ),
+            500,
+        )
     raise make_status_error(
         status, message, provider=provider.name, request_id=request_id, body=data, code=code
     )
@@ -153,7 +215,7 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
     return ChatResponse(
         text=content if isinstance(content, str) else "",
         finish_reason=choice.get("finish_reason"),
-        usage=parse_usage(data.get("usage")),
+        usage=parse_usage(data.get("usage") or _groq_usage(data)),
         tool_calls=tool_calls,
         model=data.get("model"),
         id=data.get("id"),
@@ -195,32 +257,48 @@ class StreamParser:
             _raise_if_error(self._provider, obj)
         choices = obj.get("choices")
         raw_usage = obj.get("usage")
+        if raw_usage is None:
+            raw_usage = _groq_usage(obj)
         if not choices:
             if raw_usage is None:
                 return None  # e.g. Azure's prompt_filter_results chunk
             return StreamChunk(
                 usage=parse_usage(raw_usage), id=obj.get("id"), model=obj.get("model"), raw=obj
             )
-        choice = choices[0]
-        delta = choice.get("delta") or {}
-        finish = choice.get("finish_reason")
+        try:
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            finish = choice.get("finish_reason")
+            if raw_usage is None:
+                raw_usage = choice.get("usage")  # Moonshot puts it here
+            calls = delta.get("tool_calls")
+            content = delta.get("content")
+            chunk = make_stream_chunk(  # the hot path: one per streamed event
+                content if isinstance(content, str) else "",
+                delta.get("reasoning_content") or delta.get("reasoning"),
+                _tool_deltas(calls) if calls else None,
+                finish,
+                parse_usage(raw_usage) if raw_usage is not None else None,
+                delta.get("role"),
+                delta.get("refusal"),
+                obj.get("id"),
+                obj.get("model"),
+                None,
+                obj,
+            )
+        except (AttributeError, KeyError, TypeError):  # e.g. a choice or delta that is no object
+            raise bad_response(
+                self._provider.name, "a stream event has a malformed 'choices' entry", obj
+            ) from None
         if finish:
             self._finish_seen = True
-        if raw_usage is None:
-            raw_usage = choice.get("usage")  # Moonshot puts it here
-        calls = delta.get("tool_calls")
-        return StreamChunk(
-            text=delta.get("content") or "",
-            reasoning=delta.get("reasoning_content") or delta.get("reasoning"),
-            tool_calls=_tool_deltas(calls) if calls else None,
-            finish_reason=finish,
-            usage=parse_usage(raw_usage) if raw_usage is not None else None,
-            role=delta.get("role"),
-            refusal=delta.get("refusal"),
-            id=obj.get("id"),
-            model=obj.get("model"),
-            raw=obj,
-        )
+        return chunk
+
+
+def _groq_usage(obj: dict[str, Any]) -> Any:
+    """Groq has sent a stream's usage in ``x_groq.usage`` on the last chunk."""
+    extra = obj.get("x_groq")
+    return extra.get("usage") if isinstance(extra, dict) else None
 
 
 def _tool_deltas(calls: list[dict[str, Any]]) -> tuple[ToolCallDelta, ...]:
