@@ -5,21 +5,36 @@ which builds one `StreamChunk` per event. The stream keeps just enough state to 
 final `ChatResponse` (text parts, tool-call fragments by index, the last usage). It holds its
 concurrency slot until it is closed: at the end, on an error, when the consumer breaks out of
 the loop, when its task is cancelled, or when the `async with` block exits.
+
+Failures after the response's status line are `StreamError`s with the typed cause chained:
+an error event (`APIStatusError` subclass), a cut connection (`APIConnectionError`), a read gap
+or the total deadline (`APITimeoutError`), an unreadable event (`ResponseError`); a stream that
+ends with neither its end marker nor a finish reason is a `StreamError` with no cause.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import AsyncGenerator, Callable
+from contextlib import nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._config import RetryPolicy, Timeout
-from ._exceptions import APIConnectionError, APIStatusError, APITimeoutError, LLMError, StreamError
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    LLMError,
+    ResponseError,
+    StreamError,
+)
 from ._sse import SSEDecodeError, SSEDecoder
-from ._transport import mapped_transport_errors
-from ._types import ChatResponse, StreamChunk, ToolCall
+from ._transport import HTTPX_ERRORS, transport_error
+from ._types import ChatResponse, StreamChunk, ToolCall, ToolCallDelta
 from .providers._common import make_tool_call
 
 if TYPE_CHECKING:
@@ -32,7 +47,9 @@ class ChatStream:
     """An async iterator of `StreamChunk` and an async context manager.
 
     `.text` is the text received so far; `await .final()` reads the rest and returns the
-    assembled `ChatResponse` (the same value `chat()` gives for the same reply).
+    assembled `ChatResponse` (the same value `chat()` gives for the same reply). Callbacks
+    (`on_text`, `on_chunk`, `on_complete`, `on_error`) may be plain functions or coroutine
+    functions; they run in the task that reads the stream.
     """
 
     def __init__(
@@ -60,6 +77,7 @@ class ChatStream:
         self._on_complete = on_complete
         self._on_error = on_error
         self._opened: OpenStream | None = None
+        self._request_id: str | None = None
         self._iterator: AsyncGenerator[StreamChunk, None] | None = None
         self._closed = False
         self._final: ChatResponse | None = None
@@ -86,7 +104,8 @@ class ChatStream:
 
     @property
     def request_id(self) -> str | None:
-        return self._opened.request_id if self._opened else None
+        """The provider's request id, once the response has arrived."""
+        return self._request_id
 
     # -- context manager and iteration ---------------------------------------------------------
 
@@ -112,18 +131,19 @@ class ChatStream:
         return await self.__aiter__().__anext__()
 
     async def aclose(self) -> None:
-        """Close the response and free the concurrency slot. Safe to call more than once."""
+        """Close the response and free the concurrency slot. Safe to call more than once, and
+        from another task than the reader (whose loop then ends without an error)."""
         self._closed = True
         iterator, self._iterator = self._iterator, None
-        if iterator is not None:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if iterator is not None and not getattr(iterator, "ag_running", False):
                 await iterator.aclose()
-        await self._release()
+            await self._release()
 
     async def _release(self) -> None:
         opened, self._opened = self._opened, None
         if opened is not None:
-            await opened.aclose()
+            await opened.aclose()  # shielded: it runs even in a cancelled task
 
     async def final(self) -> ChatResponse:
         """Read whatever is left and return the complete reply (raises the stream's error)."""
@@ -132,16 +152,98 @@ class ChatStream:
                 pass
         if self._error is not None:
             raise self._error
-        assert self._final is not None
+        if self._final is None:
+            raise StreamError(
+                "this stream was closed before it finished",
+                partial=self.text,
+                provider=self._provider.name,
+            )
         return self._final
 
     # -- the work ------------------------------------------------------------------------------
 
     async def _iterate(self) -> AsyncGenerator[StreamChunk, None]:
+        # One generator from request to end (no nested generator left for the garbage
+        # collector to close); the loop makes no per-chunk helper calls: this is the hot path.
         if self._closed:
             raise StreamError("this stream is closed", provider=self._provider.name)
+        opened = await self._open()
         try:
-            self._opened = await self._pipeline.open_stream(
+            if _is_json(opened.response.headers.get("content-type", "")):
+                # Not an event stream: a whole reply (from a server that ignored `stream`), or
+                # an error payload sent with status 200.
+                whole = await self._whole_reply(opened)
+                await self._deliver(whole)
+                yield whole
+                await self._complete()
+                return
+            name = self._provider.name
+            parser = self._provider.adapter.new_stream_parser(self._provider, self._request)
+            decoder = SSEDecoder()
+            raw = opened.response.aiter_bytes()
+            deadline = opened.deadline
+            # The transport bounds each read by the read timeout, so the total deadline needs
+            # a cancel scope (~10 µs per read) only once less time than that is left.
+            read_timeout = self._timeout.read
+            while True:
+                try:
+                    if deadline is not None and (
+                        read_timeout is None or deadline - anyio.current_time() < read_timeout
+                    ):
+                        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                            data: bytes | None = await raw.__anext__()
+                    else:
+                        data = await raw.__anext__()
+                except StopAsyncIteration:
+                    data = None
+                except HTTPX_ERRORS as exc:
+                    if self._closed:
+                        return  # aclose() from another task closed the response under us
+                    cause: LLMError = transport_error(exc, name)
+                    cause.__cause__ = exc
+                    raise await self._wrap(cause) from cause
+                except TimeoutError:
+                    cause = APITimeoutError(
+                        f"{name}: the total timeout ran out mid-stream", provider=name
+                    )
+                    raise await self._wrap(cause) from cause
+                try:
+                    events = decoder.feed(data) if data is not None else decoder.flush()
+                except SSEDecodeError as exc:
+                    raise await self._wrap(exc) from exc
+                for event in events:
+                    try:
+                        chunk = parser.parse(event)
+                    except LLMError as exc:
+                        raise await self._wrap(exc) from exc
+                    if chunk is None:
+                        continue
+                    self._absorb(chunk)
+                    if self._on_chunk is not None:
+                        await _call(self._on_chunk, chunk)
+                    if self._on_text is not None and chunk.text:
+                        await _call(self._on_text, chunk.text)
+                    yield chunk
+                if data is None:
+                    break
+            if not parser.finished():
+                error = StreamError(
+                    f"{name} stream ended before the reply was complete "
+                    f"(no end marker and no finish reason); {len(self.text)} characters received",
+                    partial=self.text,
+                    retryable=True,
+                    provider=name,
+                    request_id=self._request_id,
+                )
+                await self._fail(error)
+                raise error
+            await self._complete()
+        finally:
+            await self._release()
+
+    async def _open(self) -> OpenStream:
+        try:
+            opened = await self._pipeline.open_stream(
                 self._provider.adapter.build_chat(self._provider, self._request),
                 timeout=self._timeout,
                 retry=self._retry,
@@ -149,70 +251,59 @@ class ChatStream:
                 estimated_tokens=self._estimated_tokens,
             )
         except LLMError as exc:
-            self._fail(exc)
+            await self._fail(exc)
             raise
-        try:
-            async for chunk in self._chunks(self._opened):
-                yield chunk
-        finally:
-            await self._release()
+        self._opened = opened
+        self._request_id = opened.request_id
+        return opened
 
-    async def _chunks(self, opened: OpenStream) -> AsyncGenerator[StreamChunk, None]:
-        name = self._provider.name
-        parser = self._provider.adapter.new_stream_parser(self._provider, self._request)
-        decoder = SSEDecoder()
-        raw = opened.response.aiter_bytes()
+    async def _whole_reply(self, opened: OpenStream) -> StreamChunk:
+        provider = self._provider
         deadline = opened.deadline
-        on_chunk = self._on_chunk
-        on_text = self._on_text
         try:
-            while True:
-                try:
-                    with mapped_transport_errors(name):
-                        if deadline is None:
-                            data = await raw.__anext__()
-                        else:
-                            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
-                                data = await raw.__anext__()
-                except StopAsyncIteration:
-                    events = decoder.flush()
-                    ended = True
-                else:
-                    events = decoder.feed(data)
-                    ended = False
-                for event in events:
-                    chunk = parser.parse(event)
-                    if chunk is None:
-                        continue
-                    self._absorb(chunk)
-                    if on_chunk is not None:
-                        on_chunk(chunk)
-                    if on_text is not None and chunk.text:
-                        on_text(chunk.text)
-                    yield chunk
-                if ended:
-                    break
-            if not parser.finished():
-                raise StreamError(
-                    f"{name} stream ended before the reply was complete "
-                    f"(no end marker and no finish reason); {len(self.text)} characters received",
-                    partial=self.text,
-                    retryable=True,
-                    provider=name,
-                    request_id=opened.request_id,
-                )
+            with (
+                anyio.fail_after(max(0.0, deadline - anyio.current_time()))
+                if deadline is not None
+                else nullcontext()
+            ):
+                content = await opened.response.aread()
+        except HTTPX_ERRORS as exc:
+            cause: LLMError = transport_error(exc, provider.name)
+            cause.__cause__ = exc
+            raise await self._wrap(cause) from cause
         except TimeoutError:
-            cause = APITimeoutError(f"{name}: the total timeout ran out mid-stream", provider=name)
-            raise self._wrap(cause, opened) from cause
-        except StreamError as exc:
-            self._fail(exc)
-            raise
-        except (LLMError, SSEDecodeError) as exc:
-            raise self._wrap(exc, opened) from exc
-        self._complete(opened)
+            cause = APITimeoutError(
+                f"{provider.name}: the total timeout ran out", provider=provider.name
+            )
+            raise await self._wrap(cause) from cause
+        try:
+            data = json.loads(content)
+        except ValueError:
+            cause = ResponseError(
+                f"{provider.name} answered a stream request with a JSON content type but a body "
+                "that is not JSON",
+                provider=provider.name,
+                request_id=self._request_id,
+            )
+            raise await self._wrap(cause) from None
+        try:
+            reply = provider.adapter.parse_chat(provider, data, self._request_id)
+        except LLMError as exc:
+            raise await self._wrap(exc) from exc
+        return _chunk_of(reply)
 
-    def _wrap(self, exc: Exception, opened: OpenStream) -> StreamError:
+    async def _deliver(self, chunk: StreamChunk) -> None:
+        self._absorb(chunk)
+        if self._on_chunk is not None:
+            await _call(self._on_chunk, chunk)
+        if self._on_text is not None and chunk.text:
+            await _call(self._on_text, chunk.text)
+
+    async def _wrap(self, exc: Exception) -> StreamError:
+        """The `StreamError` for a failure after the stream started (`exc` becomes its cause)."""
         name = self._provider.name
+        if isinstance(exc, LLMError):
+            self._scrub(exc)
         if isinstance(exc, APIStatusError):
             what = f"an error inside the stream: {exc.message}"
             retryable = exc.status_code in self._retry.retry_statuses
@@ -227,15 +318,23 @@ class ChatStream:
             partial=self.text,
             retryable=retryable,
             provider=name,
-            request_id=opened.request_id,
+            request_id=self._request_id,
         )
-        self._fail(error)
+        await self._fail(error)
         return error
 
-    def _fail(self, error: LLMError) -> None:
+    def _scrub(self, error: LLMError) -> None:
+        # An error event may quote the request, key included: mask it like chat() does.
+        scrub = self._pipeline._scrub
+        error.message = scrub(error.message)
+        error.args = tuple(scrub(a) if isinstance(a, str) else a for a in error.args)
+
+    async def _fail(self, error: LLMError) -> None:
+        if isinstance(error, StreamError):
+            self._pipeline.usage.failures += 1  # opening failures are counted by the pipeline
         self._error = error
         if self._on_error is not None:
-            self._on_error(error)
+            await _call(self._on_error, error)
 
     def _absorb(self, chunk: StreamChunk) -> None:
         if chunk.text:
@@ -266,12 +365,13 @@ class ChatStream:
             self._model = chunk.model
 
     def _tool_calls(self) -> tuple[ToolCall, ...]:
+        # Arguments are joined and parsed once, here, at the end.
         return tuple(
             make_tool_call(entry[0] or f"call_{index}", entry[1] or "", "".join(entry[2]))
             for index, entry in sorted(self._tools.items())
         )
 
-    def _complete(self, opened: OpenStream) -> None:
+    async def _complete(self) -> None:
         self._final = ChatResponse(
             text=self.text,
             finish_reason=self._finish_reason,
@@ -279,7 +379,7 @@ class ChatStream:
             tool_calls=self._tool_calls(),
             model=self._model,
             id=self._id,
-            request_id=opened.request_id,
+            request_id=self._request_id,
             reasoning="".join(self._reasoning) or None,
             reasoning_signature=self._signature,
             refusal="".join(self._refusal) or None,
@@ -287,4 +387,36 @@ class ChatStream:
         )
         self._pipeline.usage.record(self._model or self._request.model, self._usage)
         if self._on_complete is not None:
-            self._on_complete(self._final)
+            await _call(self._on_complete, self._final)
+
+
+async def _call(callback: Callable[[Any], Any], value: Any) -> None:
+    result = callback(value)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _is_json(content_type: str) -> bool:
+    mime = content_type.partition(";")[0].strip().lower()
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def _chunk_of(reply: ChatResponse) -> StreamChunk:
+    """A whole reply as the one chunk of its stream."""
+    calls = tuple(
+        ToolCallDelta(index=i, id=c.id, name=c.name, arguments=c.arguments)
+        for i, c in enumerate(reply.tool_calls)
+    )
+    return StreamChunk(
+        text=reply.text,
+        reasoning=reply.reasoning,
+        tool_calls=calls or None,
+        finish_reason=reply.finish_reason,
+        usage=reply.usage,
+        role="assistant",
+        refusal=reply.refusal,
+        id=reply.id,
+        model=reply.model,
+        reasoning_signature=reply.reasoning_signature,
+        raw=reply.raw,
+    )
