@@ -308,3 +308,28 @@ def test_a_non_retryable_status_still_reports_the_servers_wait() -> None:
 def test_bad_retry_policies_are_config_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_body_hint_decides_only_when_the_header_is_silent() -> None:
+    final = decide(
+        policy=RetryPolicy(),
+        retries_done=0,
+        status_code=429,
+        headers={},
+        remaining=None,
+        rand=0.5,
+        now_epoch=0.0,
+        retryable_hint=False,
+    )
+    assert final.retry is False and "error body" in final.reason
+    header_wins = decide(
+        policy=RetryPolicy(),
+        retries_done=0,
+        status_code=429,
+        headers={"x-should-retry": "True"},
+        remaining=None,
+        rand=0.5,
+        now_epoch=0.0,
+        retryable_hint=False,
+    )
+    assert header_wins.retry is True

@@ -68,12 +68,14 @@ class _AttemptFailed(Exception):
         status_code: int | None,
         headers: Mapping[str, str] | None,
         hint: float | None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.status_code = status_code
         self.headers = headers
         self.hint = hint
+        self.retryable = retryable
 
 
 class Pipeline:
@@ -217,6 +219,7 @@ class Pipeline:
                     rand=self._rand.random(),
                     now_epoch=time.time(),
                     retry_after_hint=failed.hint,
+                    retryable_hint=failed.retryable,
                 )
                 error = failed.error
                 if isinstance(error, APIStatusError) and decision.retry_after is not None:
@@ -316,15 +319,17 @@ class Pipeline:
             body = content.decode("utf-8", "replace")[:2000]
         info = self._provider.adapter.parse_error(self._provider, response.status_code, body)
         error = make_status_error(
-            response.status_code,
+            info.status_code or response.status_code,
             self._scrub(info.message),
             provider=self._name,
-            request_id=request_id,
+            request_id=request_id or info.request_id,
             body=body,
             retry_after=info.retry_after,
             code=info.code,
         )
-        return _AttemptFailed(error, response.status_code, response.headers, info.retry_after)
+        return _AttemptFailed(
+            error, response.status_code, response.headers, info.retry_after, info.retryable
+        )
 
 
 class _NoScope:

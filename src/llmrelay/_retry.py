@@ -73,6 +73,7 @@ def decide(
     rand: float,
     now_epoch: float,
     retry_after_hint: float | None = None,
+    retryable_hint: bool | None = None,
 ) -> RetryDecision:
     """Whether to try again after a failure, and after how long.
 
@@ -81,7 +82,8 @@ def decide(
     found in the error body (e.g. Gemini's RetryInfo). The rules, in order:
 
     1. No retries left: stop.
-    2. ``x-should-retry: true|false`` from the server decides.
+    2. ``x-should-retry: true|false`` from the server decides; failing that, what the error
+       body says (`retryable_hint`, e.g. Anthropic's spend-limit 429 is final).
     3. Otherwise connection errors, timeouts and `policy.retry_statuses` are retried.
     4. A server-requested wait longer than `retry_after_cap` or than the time left: stop now.
     5. Wait the server's requested time when it gave one, else the jittered backoff.
@@ -92,11 +94,13 @@ def decide(
         retry_after = retry_after_hint
     if retries_done >= policy.max_retries:
         return RetryDecision(False, reason="no retries left", retry_after=retry_after)
-    should = headers.get("x-should-retry")
+    should = (headers.get("x-should-retry") or "").strip().lower()
+    source = "the server said x-should-retry: false"
+    if not should and retryable_hint is not None:
+        should = "true" if retryable_hint else "false"
+        source = "the error body says retrying cannot help"
     if should == "false":
-        return RetryDecision(
-            False, reason="server said x-should-retry: false", retry_after=retry_after
-        )
+        return RetryDecision(False, reason=source, retry_after=retry_after)
     if should != "true" and status_code is not None and status_code not in policy.retry_statuses:
         return RetryDecision(
             False, reason=f"status {status_code} is not retryable", retry_after=retry_after

@@ -802,3 +802,35 @@ async def test_malformed_200_bodies_are_response_errors(body: Any) -> None:
     async with fake.client(api_key=KEY) as client:
         with pytest.raises(ResponseError, match="anthropic returned an unexpected response"):
             await client.chat("Hi")
+
+
+async def test_a_spend_limit_429_is_final_and_keeps_the_body_request_id() -> None:
+    """Waiting does not lift a spend limit: one attempt, no retry, and the request id comes
+    from the body when the header is missing."""
+    attempts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        attempts += 1
+        return httpx.Response(
+            429,
+            json={
+                "type": "error",
+                "error": {
+                    "type": "rate_limit_error",
+                    "message": "spend limit reached",
+                    "details": {"error_code": "enforced_spend_limit_reached"},
+                },
+                "request_id": "req_body_1",
+            },
+        )
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncClient(
+        "anthropic", api_key="sk-ant-test", model="claude-x", http_client=http, max_retries=3
+    ) as client:
+        with pytest.raises(llmrelay.RateLimitError) as caught:
+            await client.chat("hi")
+    assert attempts == 1
+    assert caught.value.request_id == "req_body_1"
+    assert "enforced_spend_limit_reached" in str(caught.value)

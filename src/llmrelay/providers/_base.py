@@ -20,19 +20,34 @@ if TYPE_CHECKING:
 
 
 class ErrorInfo:
-    """What an adapter reads out of an error body (`retry_after`: a wait the body asks for)."""
+    """What an adapter reads out of an error body: the message and code, a wait the body asks
+    for (`retry_after`), whether the body says a retry cannot help (`retryable=False`, e.g. a
+    spend limit) or will (`True`), a request id carried in the body, and `status_code` when the
+    body names a truer status than the HTTP one (Gemini answers a bad key with a 400)."""
 
-    __slots__ = ("code", "message", "retry_after")
+    __slots__ = ("code", "message", "request_id", "retry_after", "retryable", "status_code")
 
     def __init__(
-        self, message: str, code: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        code: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
     ) -> None:
+        self.status_code = status_code
         self.message = message
         self.code = code
         self.retry_after = retry_after
+        self.retryable = retryable
+        self.request_id = request_id
 
     def __repr__(self) -> str:
-        return f"ErrorInfo({self.message!r}, code={self.code!r}, retry_after={self.retry_after!r})"
+        return (
+            f"ErrorInfo({self.message!r}, code={self.code!r}, retry_after={self.retry_after!r}, "
+            f"retryable={self.retryable!r}, request_id={self.request_id!r})"
+        )
 
 
 class StreamParser(Protocol):

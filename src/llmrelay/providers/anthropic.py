@@ -441,4 +441,16 @@ def parse_error(provider: Provider, status_code: int, body: Any) -> ErrorInfo:
     """``{type: "error", error: {type, message}}``: the type is the code, so a 529 (or any
     status) with ``overloaded_error`` becomes an `OverloadedError`."""
     message, code = error_details(body)
-    return ErrorInfo(message=message, code=code)
+    err = body.get("error") if isinstance(body, dict) else None
+    details = err.get("details") if isinstance(err, dict) else None
+    # A spend limit the organisation set does not lift by waiting: retrying cannot help.
+    final = (
+        isinstance(details, dict) and details.get("error_code") == "enforced_spend_limit_reached"
+    )
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    return ErrorInfo(
+        message=message,
+        code=code,
+        retryable=False if final else None,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )

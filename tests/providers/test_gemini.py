@@ -1,0 +1,715 @@
+"""The Gemini adapter as pure translation: unified request → wire JSON, wire JSON → unified types.
+
+No HTTP here; `test_gemini_client.py` runs the same adapter through the real client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from llmrelay import (
+    BadRequestError,
+    ConfigError,
+    InternalServerError,
+    Message,
+    NotFoundError,
+    RateLimitError,
+    ResponseError,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from llmrelay._request import ChatRequest, build_params
+from llmrelay._sse import ServerSentEvent
+from llmrelay.providers import gemini as adapter
+from llmrelay.providers import get_provider
+
+PROVIDER = adapter.preset()
+
+
+def request(
+    messages: list[dict[str, Any]] | str,
+    *,
+    model: str = "gemini-2.5-flash",
+    stream: bool = False,
+    extra_body: dict[str, Any] | None = None,
+    **params: Any,
+) -> ChatRequest:
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    named = {
+        "temperature": None,
+        "max_tokens": None,
+        "top_p": None,
+        "stop": None,
+        "tools": None,
+        "tool_choice": None,
+        "response_format": None,
+        "seed": None,
+    }
+    named.update(params)
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        params=build_params(**named),
+        extra_body=extra_body,
+        stream=stream,
+    )
+
+
+def body_of(req: ChatRequest) -> dict[str, Any]:
+    wire = adapter.build_chat(PROVIDER, req)
+    assert isinstance(wire.json, dict)
+    return wire.json
+
+
+def reply(parts: list[Any], finish: str | None = "STOP", **top: Any) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    return {"candidates": [candidate], "modelVersion": "gemini-2.5-flash", **top}
+
+
+# -- preset -------------------------------------------------------------------------------------
+
+
+def test_preset_is_registered_and_reads_no_env_at_import() -> None:
+    provider = get_provider("gemini")
+    assert provider.name == "gemini"
+    assert provider.adapter is adapter
+    assert provider.base_url == "https://generativelanguage.googleapis.com/v1beta"
+    assert provider.api_key_env == ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    assert provider.base_url_env == ("GEMINI_BASE_URL",)
+
+
+def test_auth_header_is_x_goog_api_key() -> None:
+    assert adapter.auth_headers(PROVIDER, "g-key") == {"x-goog-api-key": "g-key"}
+    assert adapter.auth_headers(PROVIDER, None) == {}
+
+
+# -- endpoints ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        ("gemini-2.5-flash", "models/gemini-2.5-flash"),
+        ("models/gemini-2.5-flash", "models/gemini-2.5-flash"),
+        ("tunedModels/my-tune-42", "tunedModels/my-tune-42"),
+        ("odd name?x#y", "models/odd%20name%3Fx%23y"),
+    ],
+)
+def test_chat_endpoint_and_model_normalisation(model: str, path: str) -> None:
+    wire = adapter.build_chat(PROVIDER, request("hi", model=model))
+    assert (wire.method, wire.path, wire.params) == ("POST", f"{path}:generateContent", None)
+
+
+def test_stream_endpoint_asks_for_sse() -> None:
+    wire = adapter.build_chat(PROVIDER, request("hi", stream=True))
+    assert wire.path == "models/gemini-2.5-flash:streamGenerateContent"
+    assert wire.params == {"alt": "sse"}
+    assert "stream" not in (wire.json or {})
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+
+def test_roles_system_instruction_and_multi_turn() -> None:
+    body = body_of(
+        request(
+            [
+                {"role": "system", "content": "Be terse."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
+                {"role": "user", "content": "Bye"},
+            ]
+        )
+    )
+    assert body == {
+        "systemInstruction": {"parts": [{"text": "Be terse."}, {"text": "No emoji."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}]},
+            {"role": "model", "parts": [{"text": "Hello."}]},
+            {"role": "user", "parts": [{"text": "Bye"}]},
+        ],
+    }
+
+
+def test_images_and_audio_become_inline_and_file_data() -> None:
+    body = body_of(
+        request(
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Compare"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                        {"type": "image_url", "image_url": "https://x.test/cat.webp?size=2"},
+                        {"type": "image_url", "image_url": {"url": "https://x.test/photo"}},
+                        {"type": "image_url", "image_url": {"url": "data:text/plain,a%20b"}},
+                        {"type": "input_audio", "input_audio": {"data": "UklG", "format": "mp3"}},
+                    ],
+                }
+            ]
+        )
+    )
+    assert body["contents"][0]["parts"] == [
+        {"text": "Compare"},
+        {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
+        {"fileData": {"fileUri": "https://x.test/cat.webp?size=2", "mimeType": "image/webp"}},
+        {"fileData": {"fileUri": "https://x.test/photo", "mimeType": "image/jpeg"}},
+        {"inlineData": {"mimeType": "text/plain", "data": "YSBi"}},  # "a b", base64-encoded
+        {"inlineData": {"mimeType": "audio/mp3", "data": "UklG"}},
+    ]
+
+
+def test_unknown_content_part_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'file'"):
+        body_of(request([{"role": "user", "content": [{"type": "file", "file": {}}]}]))
+
+
+def test_tool_round_trip_names_ids_signature_and_grouped_results() -> None:
+    calls = (
+        ToolCall(id="fc-1", name="get_weather", arguments='{"city": "Paris"}'),
+        ToolCall(id="call_1", name="get_time", arguments=""),
+    )
+    messages = [
+        Message(role="user", content="Weather and time in Paris?").to_dict(),
+        Message(
+            role="assistant",
+            content="Checking.",
+            tool_calls=calls,
+            reasoning="private thoughts",
+            reasoning_signature="c2ln",
+        ).to_dict(),
+        Message(role="tool", tool_call_id="fc-1", content='{"temp_c": 21}').to_dict(),
+        Message(role="tool", tool_call_id="call_1", content="14:05").to_dict(),
+        Message(role="user", content="Thanks").to_dict(),
+    ]
+    assert body_of(request(messages))["contents"] == [
+        {"role": "user", "parts": [{"text": "Weather and time in Paris?"}]},
+        {
+            "role": "model",
+            "parts": [
+                {"text": "Checking."},
+                {
+                    "functionCall": {
+                        "name": "get_weather",
+                        "args": {"city": "Paris"},
+                        "id": "fc-1",
+                    },
+                    "thoughtSignature": "c2ln",
+                },
+                {"functionCall": {"name": "get_time", "args": {}, "id": "call_1"}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {
+                    "functionResponse": {
+                        "name": "get_weather",
+                        "response": {"temp_c": 21},
+                        "id": "fc-1",
+                    }
+                },
+                {
+                    "functionResponse": {
+                        "name": "get_time",
+                        "response": {"output": "14:05"},
+                        "id": "call_1",
+                    }
+                },
+            ],
+        },
+        {"role": "user", "parts": [{"text": "Thanks"}]},
+    ]
+
+
+def test_signature_on_a_text_only_turn_and_on_an_empty_turn() -> None:
+    contents = body_of(
+        request(
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b", "reasoning_signature": "s1"},
+                {"role": "user", "content": "c"},
+                {"role": "assistant", "content": None, "reasoning_signature": "s2"},
+                {"role": "user", "content": "d"},
+            ]
+        )
+    )["contents"]
+    assert contents[1] == {"role": "model", "parts": [{"text": "b", "thoughtSignature": "s1"}]}
+    assert contents[3] == {"role": "model", "parts": [{"text": "", "thoughtSignature": "s2"}]}
+
+
+def test_tool_result_name_comes_from_the_latest_call_with_that_id() -> None:
+    def turn(name: str) -> dict[str, Any]:
+        call = {"id": "call_0", "type": "function", "function": {"name": name, "arguments": "{}"}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+    contents = body_of(
+        request(
+            [
+                {"role": "user", "content": "go"},
+                turn("first"),
+                {"role": "tool", "tool_call_id": "call_0", "content": "[1, 2]"},
+                turn("second"),
+                {"role": "tool", "tool_call_id": "call_0", "content": "ok"},
+            ]
+        )
+    )["contents"]
+    assert contents[2]["parts"][0]["functionResponse"] == {
+        "name": "first",
+        "response": {"output": [1, 2]},
+        "id": "call_0",
+    }
+    assert contents[4]["parts"][0]["functionResponse"]["name"] == "second"
+
+
+def test_tool_result_without_a_matching_call_is_a_config_error() -> None:
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "tool", "tool_call_id": "nope", "content": "x"},
+    ]
+    with pytest.raises(ConfigError, match="'nope'"):
+        body_of(request(messages))
+    # A tool message that names its function needs no lookup.
+    messages[1]["name"] = "lookup"
+    part = body_of(request(messages))["contents"][1]["parts"][0]
+    assert part["functionResponse"]["name"] == "lookup"
+
+
+def test_tool_call_arguments_must_be_a_json_object() -> None:
+    bad = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}
+    with pytest.raises(ConfigError, match="JSON object"):
+        body_of(request([{"role": "assistant", "content": None, "tool_calls": [bad]}]))
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+def test_generation_config_mapping() -> None:
+    body = body_of(
+        request("hi", temperature=0.3, top_p=0.9, max_tokens=64, stop=["END", "##"], seed=7)
+    )
+    assert body["generationConfig"] == {
+        "temperature": 0.3,
+        "topP": 0.9,
+        "maxOutputTokens": 64,
+        "stopSequences": ["END", "##"],
+        "seed": 7,
+    }
+    assert "generationConfig" not in body_of(request("hi"))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "config"),
+    [
+        ({"type": "text"}, None),
+        ({"type": "json_object"}, {"responseMimeType": "application/json"}),
+        (
+            {"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "object"}}},
+            {"responseMimeType": "application/json", "responseJsonSchema": {"type": "object"}},
+        ),
+    ],
+)
+def test_response_format(fmt: dict[str, Any], config: dict[str, Any] | None) -> None:
+    assert body_of(request("hi", response_format=fmt)).get("generationConfig") == config
+
+
+def test_unknown_response_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="response_format"):
+        body_of(request("hi", response_format={"type": "yaml"}))
+
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("choice", "config"),
+    [
+        ("auto", {"mode": "AUTO"}),
+        ("required", {"mode": "ANY"}),
+        ("none", {"mode": "NONE"}),
+        (
+            {"type": "function", "function": {"name": "get_weather"}},
+            {"mode": "ANY", "allowedFunctionNames": ["get_weather"]},
+        ),
+    ],
+)
+def test_tools_and_tool_choice(choice: Any, config: dict[str, Any]) -> None:
+    body = body_of(request("hi", tools=[TOOL], tool_choice=choice))
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "Current weather",
+                    "parameters": TOOL["function"]["parameters"],  # type: ignore[index]
+                }
+            ]
+        }
+    ]
+    assert body["toolConfig"] == {"functionCallingConfig": config}
+
+
+def test_bad_tool_choice_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="tool_choice"):
+        body_of(request("hi", tools=[TOOL], tool_choice="sometimes"))
+
+
+def test_extra_body_merges_one_level_deep() -> None:
+    body = body_of(
+        request(
+            "hi",
+            temperature=0.5,
+            extra_body={
+                "generationConfig": {"thinkingConfig": {"includeThoughts": True}},
+                "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH"}],
+            },
+        )
+    )
+    assert body["generationConfig"] == {
+        "temperature": 0.5,
+        "thinkingConfig": {"includeThoughts": True},
+    }
+    assert body["safetySettings"] == [{"category": "HARM_CATEGORY_HATE_SPEECH"}]
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+def test_parse_text_reply_with_usage() -> None:
+    data = reply(
+        [{"text": "Hello "}, {"text": "world"}],
+        usageMetadata={
+            "promptTokenCount": 10,
+            "toolUsePromptTokenCount": 2,
+            "candidatesTokenCount": 5,
+            "thoughtsTokenCount": 7,
+            "cachedContentTokenCount": 4,
+            "totalTokenCount": 24,
+        },
+        responseId="resp-1",
+    )
+    got = adapter.parse_chat(PROVIDER, data, "req-9")
+    assert got.text == "Hello world"
+    assert got.finish_reason == "stop"
+    assert got.usage == Usage(
+        prompt_tokens=12, completion_tokens=12, total_tokens=24, cached_tokens=4, reasoning_tokens=7
+    )
+    assert (got.id, got.request_id, got.model, got.provider) == (
+        "resp-1",
+        "req-9",
+        "gemini-2.5-flash",
+        "gemini",
+    )
+    assert got.raw is data
+
+
+def test_parse_function_calls_thoughts_and_signature() -> None:
+    data = reply(
+        [
+            {"text": "Planning the lookup.", "thought": True},
+            {"text": "Let me look."},
+            {
+                "functionCall": {"name": "get_weather", "args": {"city": "Zürich"}},
+                "thoughtSignature": "sig-A",
+            },
+            {"functionCall": {"id": "srv-2", "name": "get_time", "args": {}}},
+        ]
+    )
+    got = adapter.parse_chat(PROVIDER, data, None)
+    assert got.text == "Let me look."
+    assert got.reasoning == "Planning the lookup."
+    assert got.reasoning_signature == "sig-A"
+    assert got.finish_reason == "tool_calls"
+    assert got.tool_calls == (
+        ToolCall(
+            id="call_0",
+            name="get_weather",
+            arguments='{"city": "Zürich"}',
+            parsed_arguments={"city": "Zürich"},
+        ),
+        ToolCall(id="srv-2", name="get_time", arguments="{}", parsed_arguments={}),
+    )
+    # The reply, appended to the conversation, goes back with its call ids and signature.
+    echoed = body_of(request([{"role": "user", "content": "q"}, got.message.to_dict()]))
+    model_turn = echoed["contents"][1]["parts"]
+    assert model_turn[1] == {
+        "functionCall": {"name": "get_weather", "args": {"city": "Zürich"}, "id": "call_0"},
+        "thoughtSignature": "sig-A",
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "mapped"),
+    [
+        ("STOP", "stop"),
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("RECITATION", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("BLOCKLIST", "content_filter"),
+        ("SPII", "content_filter"),
+        ("MALFORMED_FUNCTION_CALL", "malformed_function_call"),
+        ("MISSING_THOUGHT_SIGNATURE", "missing_thought_signature"),
+        ("OTHER", "other"),
+    ],
+)
+def test_finish_reasons(raw: str, mapped: str) -> None:
+    assert adapter.parse_chat(PROVIDER, reply([{"text": "x"}], raw), None).finish_reason == mapped
+
+
+def test_safety_stop_without_content() -> None:
+    data = {"candidates": [{"finishReason": "SAFETY", "index": 0}]}
+    got = adapter.parse_chat(PROVIDER, data, None)
+    assert (got.text, got.finish_reason, got.tool_calls) == ("", "content_filter", ())
+
+
+def test_blocked_prompt_is_a_typed_error() -> None:
+    data = {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3}}
+    with pytest.raises(BadRequestError) as info:
+        adapter.parse_chat(PROVIDER, data, "req-b")
+    err = info.value
+    assert (err.status_code, err.code, err.request_id) == (400, "prompt_blocked", "req-b")
+    assert "prompt blocked: SAFETY" in str(err)
+    assert "gemini" in str(err)
+
+
+def test_error_object_in_a_200_body_is_raised() -> None:
+    body = {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+    with pytest.raises(InternalServerError) as info:
+        adapter.parse_chat(PROVIDER, body, None)
+    assert (info.value.status_code, info.value.code) == (503, "UNAVAILABLE")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[], "text", {}, {"candidates": "x"}, reply([{"functionCall": {"args": {}}}]), reply(["x"])],
+)
+def test_malformed_replies_are_response_errors(data: Any) -> None:
+    with pytest.raises(ResponseError):
+        adapter.parse_chat(PROVIDER, data, None)
+
+
+# -- stream parser ------------------------------------------------------------------------------
+
+
+def events(*objects: Any) -> list[ServerSentEvent]:
+    return [ServerSentEvent(data=o if isinstance(o, str) else json.dumps(o)) for o in objects]
+
+
+def test_stream_parser_text_usage_and_finish() -> None:
+    parser = adapter.new_stream_parser(PROVIDER, request("hi", stream=True))
+    first, second = events(
+        {**reply([{"text": "Hel"}], None), "usageMetadata": {"promptTokenCount": 2}},
+        {
+            **reply([{"text": "lo"}]),
+            "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 2},
+        },
+    )
+    chunk = parser.parse(first)
+    assert chunk is not None
+    assert (chunk.text, chunk.finish_reason, chunk.usage) == (
+        "Hel",
+        None,
+        Usage(prompt_tokens=2, total_tokens=2),
+    )
+    assert not parser.finished()
+    chunk = parser.parse(second)
+    assert chunk is not None
+    assert (chunk.text, chunk.finish_reason) == ("lo", "stop")
+    assert chunk.usage == Usage(prompt_tokens=2, completion_tokens=2, total_tokens=4)
+    assert parser.finished()
+
+
+def test_stream_parser_numbers_tool_calls_across_chunks() -> None:
+    parser = adapter.new_stream_parser(PROVIDER, request("hi", stream=True))
+    chunks = [
+        parser.parse(e)
+        for e in events(
+            reply([{"functionCall": {"name": "a", "args": {"x": 1}}}], None),
+            reply(
+                [
+                    {"functionCall": {"id": "srv", "name": "b", "args": {}}},
+                    {"functionCall": {"name": "c"}},
+                ]
+            ),
+        )
+    ]
+    assert chunks[0] is not None and chunks[1] is not None
+    assert chunks[0].tool_calls == (
+        ToolCallDelta(index=0, id="call_0", name="a", arguments='{"x": 1}'),
+    )
+    assert chunks[1].tool_calls == (
+        ToolCallDelta(index=1, id="srv", name="b", arguments="{}"),
+        ToolCallDelta(index=2, id="call_2", name="c", arguments="{}"),
+    )
+    assert chunks[1].finish_reason == "tool_calls"
+
+
+def test_stream_parser_skips_empty_events_and_raises_errors() -> None:
+    parser = adapter.new_stream_parser(PROVIDER, request("hi", stream=True))
+    empty, nothing, done = events("", reply([{"text": ""}], None), "[DONE]")
+    assert parser.parse(empty) is None
+    assert parser.parse(nothing) is None
+    assert parser.parse(done) is None
+    (limited,) = events({"error": {"code": 429, "message": "slow", "status": "RESOURCE_EXHAUSTED"}})
+    with pytest.raises(RateLimitError):
+        parser.parse(limited)
+    (status_only,) = events({"error": {"message": "gone", "status": "NOT_FOUND"}})
+    with pytest.raises(NotFoundError) as info:
+        parser.parse(status_only)
+    assert (info.value.status_code, info.value.code) == (404, "NOT_FOUND")
+    (garbage,) = events("{not json")
+    with pytest.raises(ResponseError):
+        parser.parse(garbage)
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def retry_info(delay: Any) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": 429,
+            "message": "Quota exceeded",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+            ],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"),
+    [
+        ("38s", 38.0),
+        ("1.5s", 1.5),
+        ("0.000001s", 0.000001),
+        ("0s", 0.0),
+        ({"seconds": 2, "nanos": 500_000_000}, 2.5),
+        ("soon", None),
+        ("-3s", None),
+        (None, None),
+    ],
+)
+def test_parse_error_reads_retry_info(delay: Any, seconds: float | None) -> None:
+    info = adapter.parse_error(PROVIDER, 429, retry_info(delay))
+    assert (info.message, info.code) == ("Quota exceeded", "RESOURCE_EXHAUSTED")
+    assert info.retry_after == seconds
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        (
+            {"error": {"code": 404, "message": "no model", "status": "NOT_FOUND"}},
+            "no model",
+            "NOT_FOUND",
+        ),
+        ([{"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}], "boom", "INTERNAL"),
+        ("<html>Bad Gateway</html>", "<html>Bad Gateway</html>", None),
+        ({"detail": "odd"}, '{"detail": "odd"}', None),
+        (None, "no error message", None),
+    ],
+)
+def test_parse_error_shapes(body: Any, message: str, code: str | None) -> None:
+    info = adapter.parse_error(PROVIDER, 500, body)
+    assert (info.message, info.code, info.retry_after) == (message, code, None)
+
+
+# -- embeddings and models ----------------------------------------------------------------------
+
+
+def test_build_embed_single_and_batch() -> None:
+    one = adapter.build_embed(
+        PROVIDER, "text-embedding-004", ["a"], {"taskType": "RETRIEVAL_QUERY"}
+    )
+    assert (one.method, one.path) == ("POST", "models/text-embedding-004:embedContent")
+    assert one.json == {"content": {"parts": [{"text": "a"}]}, "taskType": "RETRIEVAL_QUERY"}
+    many = adapter.build_embed(PROVIDER, "models/gemini-embedding-001", ["a", "b"], None)
+    assert many.path == "models/gemini-embedding-001:batchEmbedContents"
+    assert many.json == {
+        "requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}},
+        ]
+    }
+
+
+def test_parse_embed_both_shapes() -> None:
+    single = adapter.parse_embed(PROVIDER, {"embedding": {"values": [0.1, 0.2]}}, "r")
+    assert (single.vectors, single.request_id) == ([[0.1, 0.2]], "r")
+    batch = adapter.parse_embed(PROVIDER, {"embeddings": [{"values": [1]}, {"values": [2]}]}, None)
+    assert batch.vectors == [[1], [2]]
+    bad_replies: list[Any] = [{}, {"embeddings": None}, {"embedding": {}}, []]
+    for bad in bad_replies:
+        with pytest.raises(ResponseError):
+            adapter.parse_embed(PROVIDER, bad, None)
+
+
+def test_models() -> None:
+    wire = adapter.build_models(PROVIDER)
+    assert (wire.method, wire.path) == ("GET", "models")
+    data = {
+        "models": [
+            {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash"},
+            {"name": "models/text-embedding-004"},
+        ],
+        "nextPageToken": "",
+    }
+    got = adapter.parse_models(PROVIDER, data)
+    assert [m.id for m in got] == ["gemini-2.5-flash", "text-embedding-004"]
+    assert got[0].raw == {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash"}
+    with pytest.raises(ResponseError):
+        adapter.parse_models(PROVIDER, {"models": [{"displayName": "x"}]})
+
+
+def test_a_bad_key_is_an_authentication_error_and_a_daily_quota_is_final() -> None:
+    from llmrelay.providers import gemini as g
+
+    provider = g.preset()
+    bad_key = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+            ],
+        }
+    }
+    assert g.parse_error(provider, 400, bad_key).status_code == 401
+    daily = {
+        "error": {
+            "code": 429,
+            "message": "Quota exceeded",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "20s"},
+            ],
+        }
+    }
+    info = g.parse_error(provider, 429, daily)
+    assert info.retryable is False and info.retry_after == 20
