@@ -95,6 +95,14 @@ class AsyncClient:
                 f"or pass api_key=... (provider='mock' needs no key)"
             )
         self.base_url = base_url or _first_env(p.base_url_env) or p.base_url
+        if not self.base_url:
+            where = " or ".join(p.base_url_env) or "base_url="
+            raise ConfigError(
+                f"no base URL for provider {p.name!r}: set {where} in the environment "
+                f"or pass base_url=..."
+            )
+        if self.base_url != p.base_url:  # adapters read the URL their paths are joined to
+            self.provider = p = dataclasses.replace(p, base_url=self.base_url)
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"base_url must start with http:// or https://, got {self.base_url!r}"

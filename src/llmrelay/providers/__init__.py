@@ -1,8 +1,13 @@
 """Provider presets, the registry, and the adapter contract.
 
 `get_provider("deepseek")` returns the preset; names that are not built in are looked up among
-the installed `llmrelay.providers` entry points, whose target is a `Provider` (or a module with
-a `provider` attribute).
+the installed `llmrelay.providers` entry points. An entry point may name a `Provider`, a
+zero-argument callable returning one, or a module with a `provider` attribute that is either::
+
+    [project.entry-points."llmrelay.providers"]
+    acme = "acme_llm"              # the module acme_llm defines `provider`
+
+Built-in names win over plugins of the same name. See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ from typing import Any
 from .._exceptions import ConfigError
 from ._base import Adapter, ErrorInfo, Provider, StreamParser
 
-__all__ = ["Adapter", "ErrorInfo", "Provider", "StreamParser", "get_provider", "preset_names"]
+__all__ = [
+    "Adapter",
+    "ErrorInfo",
+    "Provider",
+    "StreamParser",
+    "get_provider",
+    "plugin_names",
+    "preset_names",
+]
 
 ENTRY_POINT_GROUP = "llmrelay.providers"
 
@@ -88,6 +101,13 @@ def _load_families() -> None:
     import_module(".presets", __name__)
 
 
+def plugin_names() -> list[str]:
+    """Names registered by installed packages in the `llmrelay.providers` entry-point group."""
+    from importlib.metadata import entry_points
+
+    return sorted({entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 def get_provider(name: str) -> Provider:
     """The preset called `name`, or a provider registered by a third-party package."""
     _load_families()
@@ -98,16 +118,28 @@ def get_provider(name: str) -> Provider:
 
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name == name:
-            target = entry.load()
-            provider = target if isinstance(target, Provider) else getattr(target, "provider", None)
-            if callable(provider) and not isinstance(provider, Provider):
-                provider = provider()
-            if not isinstance(provider, Provider):
-                raise ConfigError(
-                    f"entry point {name!r} in {ENTRY_POINT_GROUP!r} does not give a Provider"
-                )
-            return provider
+            return _from_entry_point(name, entry.value, entry.load)
+    plugins = plugin_names()
+    installed = f"; installed plugins: {', '.join(plugins)}" if plugins else ""
     raise ConfigError(
-        f"unknown provider {name!r}; built-in presets are: {', '.join(preset_names())} "
-        f"(third-party providers register in the {ENTRY_POINT_GROUP!r} entry-point group)"
+        f"unknown provider {name!r}; built-in presets are: {', '.join(preset_names())}"
+        f"{installed} (third-party providers register in the {ENTRY_POINT_GROUP!r} "
+        "entry-point group, or pass a Provider object)"
     )
+
+
+def _from_entry_point(name: str, value: str, load: Callable[[], Any]) -> Provider:
+    where = f"entry point {name!r} ({value}) in {ENTRY_POINT_GROUP!r}"
+    try:
+        target = load()
+    except Exception as exc:  # a broken plugin must not look like a bug of ours
+        raise ConfigError(f"could not load {where}: {type(exc).__name__}: {exc}") from exc
+    provider = target if isinstance(target, Provider) else getattr(target, "provider", target)
+    if callable(provider) and not isinstance(provider, Provider):
+        provider = provider()
+    if not isinstance(provider, Provider):
+        raise ConfigError(
+            f"{where} does not give a Provider (got {type(provider).__name__}); it must name "
+            "a Provider, a function returning one, or a module with a `provider` attribute"
+        )
+    return provider

@@ -147,7 +147,8 @@ def parse_usage(data: Any) -> Usage | None:
     completion_details = data.get("completion_tokens_details")
     cached = as_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
     if not cached:
-        cached = as_int(data.get("prompt_cache_hit_tokens"))  # DeepSeek
+        # DeepSeek, then Moonshot (`usage.cached_tokens`).
+        cached = as_int(data.get("prompt_cache_hit_tokens")) or as_int(data.get("cached_tokens"))
     reasoning = (
         as_int(completion_details.get("reasoning_tokens"))
         if isinstance(completion_details, dict)
