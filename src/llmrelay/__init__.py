@@ -9,6 +9,7 @@ async with llmrelay.AsyncClient(provider="mock") as client:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from ._client import AsyncClient, ClientStateError
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
     from ._sync import Client, SyncStream
 
 __version__ = "0.1.0"
+
+# Silent unless the application configures logging (or sets LLMRELAY_LOG).
+logging.getLogger("llmrelay").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> object:

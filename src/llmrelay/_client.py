@@ -71,6 +71,10 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
     ) -> None:
+        if os.environ.get("LLMRELAY_LOG"):
+            from ._logging import configure_from_env
+
+            configure_from_env()
         self.provider = provider if isinstance(provider, Provider) else _preset(provider)
         p = self.provider
         self.model = model or p.default_model
@@ -121,7 +125,9 @@ class AsyncClient:
         self._usage = UsageTotals(prices)
         self._pipeline = Pipeline(
             http=self._http,
-            transport=own_transport,
+            # Requests go straight to our transport unless env proxies apply (httpx mounts
+            # proxy transports for those, which only its own send() consults).
+            transport=None if _env_proxies() else own_transport,
             provider=p,
             base_url=self.base_url,
             headers=all_headers,
@@ -133,6 +139,14 @@ class AsyncClient:
         self._closed = False
         self._loop: object | None = None
         self._retry_overrides: dict[int, RetryPolicy] = {}
+
+    @classmethod
+    def from_profile(cls, name: str | None = None, **overrides: Any) -> AsyncClient:
+        """A client from profile `name` of ``llmrelay.toml`` (default: its ``default_profile``).
+        Precedence: `overrides` > environment > the file > defaults."""
+        from ._profiles import client_kwargs_from_profile
+
+        return cls(**client_kwargs_from_profile(name, **overrides))
 
     def __repr__(self) -> str:
         return (
@@ -436,6 +450,20 @@ def _first_env(names: Sequence[str]) -> str | None:
         if value:
             return value
     return None
+
+
+def _env_proxies() -> bool:
+    return any(
+        os.environ.get(name)
+        for name in (
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        )
+    )
 
 
 def _default_transport(provider: Provider) -> httpx.AsyncBaseTransport:

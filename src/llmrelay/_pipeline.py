@@ -226,12 +226,22 @@ class Pipeline:
                     error.retry_after = decision.retry_after
                 if not decision.retry:
                     self.usage.failures += 1
-                    if retries and logger.isEnabledFor(logging.INFO):
-                        logger.info("giving up after %d retries: %s", retries, decision.reason)
+                    if logger.isEnabledFor(logging.INFO):
+                        logger.info(
+                            "giving up on %s %s after %d retries: %s",
+                            request.method,
+                            request.url.path,
+                            retries,
+                            decision.reason,
+                        )
                     raise error from error.__cause__
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(
-                        "retrying %s %s: %s", request.method, request.url.path, decision.reason
+                        "retrying %s %s after %s: %s",
+                        request.method,
+                        request.url.path,
+                        type(error).__name__,
+                        decision.reason,
                     )
                 self.usage.retries += 1
                 retries += 1
@@ -274,6 +284,15 @@ class Pipeline:
                                 await response.aclose()
                             raise
                 except LLMError as exc:  # connection problems and timeouts: retryable
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug(
+                            "%s %s -> %s in %.3fs (attempt %d, no response)",
+                            request.method,
+                            request.url.path,
+                            type(exc).__name__,
+                            time.perf_counter() - started,
+                            attempt + 1,
+                        )
                     raise _AttemptFailed(exc, None, None, None) from exc
             request_id = response.headers.get(self._request_id_header)
             if logger.isEnabledFor(logging.DEBUG):

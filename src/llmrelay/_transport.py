@@ -51,26 +51,25 @@ class SlotTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, http2: bool = False, verify: ssl.SSLContext | bool = True) -> None:
-        self._free: list[httpx.AsyncHTTPTransport] = []
+        # Separate free lists for http and https: plain-http connections need no TLS context,
+        # so a loopback or local-model client never pays for loading the CA bundle.
+        self._free_http: list[httpx.AsyncHTTPTransport] = []
+        self._free_https: list[httpx.AsyncHTTPTransport] = []
         self._all: list[httpx.AsyncHTTPTransport] = []
         self._http2 = http2
         self._verify = verify
-        self._ssl_context: ssl.SSLContext | bool | None = None
         self._limits = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=C.KEEPALIVE_EXPIRY
         )
 
-    def _open(self) -> httpx.AsyncHTTPTransport:
-        if self._ssl_context is None:
-            # One context for every connection: loading the CA bundle costs milliseconds.
-            self._ssl_context = (
-                ssl.create_default_context(cafile=_ca_bundle())
-                if self._verify is True
-                else self._verify
-            )
-        transport = httpx.AsyncHTTPTransport(
-            verify=self._ssl_context, http2=self._http2, limits=self._limits
-        )
+    def _open(self, tls: bool) -> httpx.AsyncHTTPTransport:
+        if not tls:
+            verify: ssl.SSLContext | bool = False  # never used: this one only sees http URLs
+        elif self._verify is True:
+            verify = default_ssl_context()
+        else:
+            verify = self._verify
+        transport = httpx.AsyncHTTPTransport(verify=verify, http2=self._http2, limits=self._limits)
         self._all.append(transport)
         return transport
 
@@ -81,29 +80,34 @@ class SlotTransport(httpx.AsyncBaseTransport):
 
     @property
     def idle(self) -> int:
-        return len(self._free)
+        return len(self._free_http) + len(self._free_https)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        transport = self._free.pop() if self._free else self._open()
+        free = self._free_http if request.url.scheme == "http" else self._free_https
+        transport = free.pop() if free else self._open(free is self._free_https)
         try:
             response = await transport.handle_async_request(request)
         except BaseException:
-            self._free.append(transport)
+            free.append(transport)
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _ReleasingStream(response.stream, lambda: self._free.append(transport))
+        response.stream = _ReleasingStream(response.stream, lambda: free.append(transport))
         return response
 
     async def aclose(self) -> None:
-        transports, self._all, self._free = self._all, [], []
+        transports, self._all = self._all, []
+        self._free_http.clear()
+        self._free_https.clear()
         for transport in transports:
             await transport.aclose()
 
 
-def _ca_bundle() -> str:
+@lru_cache(maxsize=1)
+def default_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs tens of ms."""
     import certifi  # httpx's own dependency; imported late because it is only needed for TLS
 
-    return certifi.where()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @lru_cache(maxsize=64)

@@ -69,6 +69,7 @@ from __future__ import annotations
 from ._common import MOCK_MODELS
 from ._engine import MockEngine
 from ._faults import FaultKind, FaultSpec
+from ._server import MockASGIApp, serve
 from ._transport import MockTransport
 from ._types import Data, MockResponse, Reset, Sleep, Step
 
@@ -77,10 +78,12 @@ __all__ = [
     "Data",
     "FaultKind",
     "FaultSpec",
+    "MockASGIApp",
     "MockEngine",
     "MockResponse",
     "MockTransport",
     "Reset",
     "Sleep",
     "Step",
+    "serve",
 ]

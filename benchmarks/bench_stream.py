@@ -1,0 +1,114 @@
+"""Benchmark: client CPU per streamed chunk (a 2,000-chunk stream from a loopback server),
+llmrelay against raw httpx `aiter_lines()` + `json.loads`, measured in the same run, both
+sequentially and with 8 streams at once.
+
+    python benchmarks/bench_stream.py [--quick]
+
+Not a test: it prints figures and ratios; nothing asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _server import ServerProcess
+
+import llmrelay
+
+BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "go"}], "stream": True}
+
+
+def raw_stream(client: httpx.AsyncClient) -> Callable[[], Awaitable[int]]:
+    async def one() -> int:
+        count = 0
+        async with client.stream("POST", "/v1/chat/completions", json=BODY) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    json.loads(line[6:])
+                    count += 1
+        return count
+
+    return one
+
+
+def relay_stream(client: llmrelay.AsyncClient) -> Callable[[], Awaitable[int]]:
+    async def one() -> int:
+        count = 0
+        async for _chunk in client.stream(BODY["messages"]):
+            count += 1
+        return count
+
+    return one
+
+
+async def cpu_per_chunk(one: Callable[[], Awaitable[int]], streams: int, concurrency: int) -> float:
+    gc.collect()
+    start = time.process_time()
+    counts = await asyncio.gather(
+        *(_sequence(one, streams // concurrency) for _ in range(concurrency))
+    )
+    return (time.process_time() - start) / sum(counts)
+
+
+async def _sequence(one: Callable[[], Awaitable[int]], times: int) -> int:
+    total = 0
+    for _ in range(times):
+        total += await one()
+    return total
+
+
+async def run(url: str, streams: int, rounds: int) -> dict[str, dict[int, float]]:
+    raw = httpx.AsyncClient(base_url=url, timeout=60)
+    relay = llmrelay.AsyncClient(
+        "openai", base_url=url + "/v1", api_key="sk-bench", model="bench-model", timeout=60
+    )
+    calls = {"raw httpx": raw_stream(raw), "llmrelay": relay_stream(relay)}
+    results: dict[str, dict[int, list[float]]] = {n: {1: [], 8: []} for n in calls}
+    for one in calls.values():
+        await one()  # warm up
+    for _ in range(rounds):
+        for concurrency in (1, 8):
+            for name, one in calls.items():
+                value = await cpu_per_chunk(one, streams, concurrency)
+                results[name][concurrency].append(value)
+    await raw.aclose()
+    await relay.aclose()
+    return {
+        name: {c: statistics.median(v) for c, v in by_c.items()} for name, by_c in results.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    streams, rounds = (8, 2) if args.quick else (16, 5)
+    server = ServerProcess(stream_chunks=2000)
+    try:
+        result = asyncio.run(run(server.url, streams, rounds))
+    finally:
+        server.close()
+    print(f"client CPU per chunk, 2,000-chunk streams ({streams} per run, median of {rounds}):")
+    for concurrency in (1, 8):
+        raw = result["raw httpx"][concurrency]
+        ours = result["llmrelay"][concurrency]
+        print(
+            f"  concurrency {concurrency}: raw httpx {raw * 1e6:6.2f} µs, "
+            f"llmrelay {ours * 1e6:6.2f} µs  ->  {ours / raw:4.2f}× raw httpx"
+        )
+    seq, par = result["llmrelay"][1], result["llmrelay"][8]
+    print(f"  llmrelay at concurrency 8 vs sequential: {(par / seq - 1) * 100:+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""``llmrelay chat``: an interactive conversation that streams each reply as it arrives.
+
+The REPL is synchronous (plain `input()`, with readline when available); each reply runs on one
+long-lived asyncio loop (`asyncio.Runner`), so the client and its connections live across
+turns. Ctrl-C during a reply cancels that reply only: the runner cancels the task, the stream
+closes its connection, and the prompt comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from .._client import AsyncClient
+from .._exceptions import LLMError
+from .._types import ChatResponse
+from ._common import State, explain, shared_options, stderr_console, write_out
+
+HELP = "/exit quits · /reset forgets the conversation · /model NAME switches model · Ctrl-C stops a reply"
+
+
+@dataclass(slots=True)
+class Conversation:
+    """The turns so far (the system message, when given, stays across /reset)."""
+
+    system: str | None = None
+    turns: list[dict[str, Any]] = field(default_factory=list)
+
+    def messages(self, user_text: str) -> list[dict[str, Any]]:
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return [*head, *self.turns, {"role": "user", "content": user_text}]
+
+    def add(self, user_text: str, reply: str) -> None:
+        self.turns.append({"role": "user", "content": user_text})
+        self.turns.append({"role": "assistant", "content": reply})
+
+
+@click.command()
+@click.option("-s", "--system", help="A system message for the whole conversation.")
+@click.option("-t", "--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
+@shared_options
+@click.pass_context
+def chat(
+    ctx: click.Context, /, system: str | None, temperature: float | None, **shared: Any
+) -> None:
+    """Chat interactively; replies stream as they arrive.
+
+    Type /exit (or Ctrl-D) to quit, /reset to start over, /model NAME to switch model.
+    Ctrl-C while a reply streams cancels that reply; the conversation goes on.
+    """
+    state = State.of(ctx, shared)
+    client = state.client()  # configuration errors surface now, before the first prompt
+    params = {"temperature": temperature} if temperature is not None else {}
+    Repl(client, Conversation(system=system), params, verbose=state.options.verbose).run()
+
+
+class Repl:
+    def __init__(
+        self,
+        client: AsyncClient,
+        conversation: Conversation,
+        params: dict[str, Any],
+        *,
+        verbose: int = 0,
+    ) -> None:
+        self.verbose = verbose
+        self.client = client
+        self.conversation = conversation
+        self.params = params
+        self.model = client.model
+        self.console = stderr_console()
+
+    def run(self) -> None:
+        if sys.stdin.isatty():
+            with contextlib.suppress(ImportError):  # no readline on Windows
+                import readline  # noqa: F401  (line editing and history for input())
+        self.console.print(
+            f"[bold]llmrelay chat[/bold] · provider {self.client.provider.name} · "
+            f"model {escape(self.model or '(none: use /model NAME)')}\n[dim]{HELP}[/dim]"
+        )
+        with asyncio.Runner() as runner:
+            try:
+                while self.step(runner):
+                    pass
+            finally:
+                runner.run(self.client.aclose())
+
+    def step(self, runner: asyncio.Runner) -> bool:
+        """One prompt and its reply. Returns False when the session ends."""
+        try:
+            line = input("you> ")
+        except EOFError:
+            self.console.print()
+            return False
+        except KeyboardInterrupt:  # at the prompt: drop the line, like a shell
+            self.console.print()
+            return True
+        text = line.strip()
+        if not text:
+            return True
+        if text.startswith("/"):
+            return self.command(text)
+        if not self.model:
+            self.console.print("[yellow]no model chosen: use /model NAME[/yellow]")
+            return True
+        try:
+            reply = runner.run(self.reply(text))
+        except KeyboardInterrupt:
+            write_out("\n")
+            self.console.print(
+                "[yellow]reply cancelled[/yellow] [dim](not kept in the conversation)[/dim]"
+            )
+            return True
+        except LLMError as exc:
+            write_out("\n")
+            self.console.print(f"[red]{escape(explain(exc).message)}[/red]")
+            return True
+        self.conversation.add(text, reply.text)
+        if self.verbose and reply.usage is not None:
+            self.console.print(
+                f"[dim]↳ {reply.usage.prompt_tokens} prompt + "
+                f"{reply.usage.completion_tokens} completion tokens[/dim]"
+            )
+        return True
+
+    def command(self, text: str) -> bool:
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        if name in ("/exit", "/quit", "/q"):
+            return False
+        if name == "/reset":
+            self.conversation.turns.clear()
+            self.console.print("[dim]conversation cleared[/dim]")
+        elif name == "/model":
+            if arg:
+                self.model = arg
+                self.console.print(f"[dim]model: {escape(self.model or '(none)')}[/dim]")
+            else:
+                self.console.print(f"[dim]model: {self.model}[/dim]")
+        elif name == "/help":
+            self.console.print(f"[dim]{HELP}[/dim]")
+        else:
+            self.console.print(f"[yellow]unknown command {escape(name)}[/yellow] [dim]{HELP}[/dim]")
+        return True
+
+    async def reply(self, text: str) -> ChatResponse:
+        """Stream one reply to stdout and return it."""
+        write_out("assistant> ")
+        async with self.client.stream(
+            self.conversation.messages(text), model=self.model, **self.params
+        ) as stream:
+            async for chunk in stream:
+                if chunk.text:
+                    write_out(chunk.text)
+            reply = await stream.final()
+        write_out("\n")
+        return reply

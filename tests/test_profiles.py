@@ -1,0 +1,226 @@
+"""Config profiles: where the file is found, precedence, ${VAR} interpolation, and error messages
+that name the file, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import llmrelay
+from llmrelay._profiles import (
+    client_kwargs_from_profile,
+    find_config_file,
+    load_config,
+    resolve_settings,
+)
+
+WORK = """
+default_profile = "work"
+
+[profiles.work]
+provider = "mock"
+model = "mock-echo-large"
+base_url = "http://mock.test/v1"
+api_key = "${WORK_KEY}"
+timeout = 30
+max_retries = 4
+max_concurrency = 8
+rate_limit = { requests_per_minute = 600, tokens_per_minute = 100000 }
+headers = { "x-team" = "search", "x-mock-chunks" = "3" }
+
+[profiles.other]
+provider = "openai"
+api_key = "${NOT_SET_ANYWHERE}"
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A working directory holding llmrelay.toml."""
+    (tmp_path / "llmrelay.toml").write_text(WORK)
+    return tmp_path
+
+
+def test_the_default_profile_fills_every_setting(home: Path) -> None:
+    s = resolve_settings(cwd=home, environ={"WORK_KEY": "k-file"})
+    assert (s.provider, s.model, s.base_url, s.api_key) == (
+        "mock",
+        "mock-echo-large",
+        "http://mock.test/v1",
+        "k-file",
+    )
+    assert s.timeout == llmrelay.Timeout(total=30.0)
+    assert (s.max_retries, s.max_concurrency) == (4, 8)
+    assert s.rate_limit == llmrelay.RateLimit(requests_per_minute=600, tokens_per_minute=100000)
+    assert s.headers == {"x-team": "search", "x-mock-chunks": "3"}
+    assert s.profile == "work"
+    assert s.sources["model"] == "llmrelay.toml: profiles.work.model"
+    assert "k-file" not in repr(s)  # the key never shows in a repr
+
+
+def test_environment_beats_the_file_and_arguments_beat_both(home: Path) -> None:
+    env = {"WORK_KEY": "k-file", "LLMRELAY_MODEL": "from-env", "LLMRELAY_PROVIDER": "mock"}
+    s = resolve_settings(cwd=home, environ=env)
+    assert s.model == "from-env" and s.sources["model"] == "environment (LLMRELAY_MODEL)"
+    s = resolve_settings(cwd=home, environ=env, model="from-arg", max_concurrency=2)
+    assert (s.model, s.max_concurrency) == ("from-arg", 2)
+    assert s.sources["model"] == "argument"
+
+
+def test_the_presets_key_and_base_url_variables_beat_the_file(home: Path) -> None:
+    env = {
+        "NOT_SET_ANYWHERE": "k-file",
+        "OPENAI_API_KEY": "k-env",
+        "OPENAI_BASE_URL": "http://e/v1",
+    }
+    s = resolve_settings("other", cwd=home, environ=env)
+    assert (s.api_key, s.base_url) == ("k-env", "http://e/v1")
+    assert s.sources["api_key"] == "environment (OPENAI_API_KEY)"
+
+
+def test_defaults_apply_without_any_file(tmp_path: Path) -> None:
+    s = resolve_settings(cwd=tmp_path, environ={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert s.provider == "openai" and s.model is None and s.profile is None
+    assert s.client_kwargs() == {"provider": "openai"}
+
+
+def test_profile_choice_argument_then_env_then_default(home: Path) -> None:
+    env = {"WORK_KEY": "k", "NOT_SET_ANYWHERE": "k2"}
+    assert resolve_settings(cwd=home, environ=env).profile == "work"
+    assert (
+        resolve_settings(cwd=home, environ={**env, "LLMRELAY_PROFILE": "other"}).profile == "other"
+    )
+    chosen = resolve_settings("work", cwd=home, environ={**env, "LLMRELAY_PROFILE": "other"})
+    assert chosen.profile == "work"
+
+
+def test_only_the_profile_in_use_is_interpolated(home: Path) -> None:
+    resolve_settings("work", cwd=home, environ={"WORK_KEY": "k"})  # NOT_SET_ANYWHERE is fine
+    with pytest.raises(llmrelay.ConfigError) as info:
+        resolve_settings("other", cwd=home, environ={})
+    assert str(info.value) == (
+        "llmrelay.toml: profiles.other.api_key: environment variable NOT_SET_ANYWHERE is not "
+        "set (used as ${NOT_SET_ANYWHERE})"
+    )
+
+
+def test_interpolation_inside_text_tables_and_dollar_escapes(tmp_path: Path) -> None:
+    (tmp_path / "llmrelay.toml").write_text(
+        "[profiles.p]\n"
+        'base_url = "http://${HOST}:${PORT}/v1"\n'
+        'headers = { "x-cost" = "$$5 for ${TEAM}" }\n'
+    )
+    env = {"HOST": "127.0.0.1", "PORT": "8000", "TEAM": "ml"}
+    s = resolve_settings("p", cwd=tmp_path, environ=env)
+    assert s.base_url == "http://127.0.0.1:8000/v1"
+    assert s.headers == {"x-cost": "$5 for ml"}
+
+
+def test_the_file_is_found_in_the_working_directory_first(tmp_path: Path) -> None:
+    here, xdg = tmp_path / "here", tmp_path / "xdg"
+    (xdg / "llmrelay").mkdir(parents=True)
+    here.mkdir()
+    user_file = xdg / "llmrelay" / "llmrelay.toml"
+    user_file.write_text("")
+    env = {"XDG_CONFIG_HOME": str(xdg)}
+    assert find_config_file(here, env) == user_file
+    (here / "llmrelay.toml").write_text("")
+    assert find_config_file(here, env) == here / "llmrelay.toml"
+    explicit = tmp_path / "elsewhere.toml"
+    explicit.write_text("")
+    assert find_config_file(here, {**env, "LLMRELAY_CONFIG": str(explicit)}) == explicit
+    with pytest.raises(llmrelay.ConfigError, match="LLMRELAY_CONFIG names"):
+        find_config_file(here, {"LLMRELAY_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_a_named_profile_without_any_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        llmrelay.ConfigError, match=r"profile 'work' asked for, but no llmrelay\.toml"
+    ):
+        resolve_settings("work", cwd=tmp_path, environ={"XDG_CONFIG_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[profiles.work]\nmax_concurrency = "ten"\n',
+            "llmrelay.toml: profiles.work.max_concurrency: expected a positive integer, got 'ten'",
+        ),
+        (
+            "[profiles.work]\nmax_retries = -1\n",
+            "llmrelay.toml: profiles.work.max_retries: expected a whole number >= 0, got -1",
+        ),
+        (
+            '[profiles.work]\nmodle = "x"\n',
+            "llmrelay.toml: profiles.work.modle: unknown key (allowed: api_key, base_url,",
+        ),
+        (
+            "[profiles.work]\ntimeout = 0\n",
+            "llmrelay.toml: profiles.work.timeout: expected a number of seconds or a table",
+        ),
+        (
+            "[profiles.work]\ntimeout = { read = 5, idle = 1 }\n",
+            "llmrelay.toml: profiles.work.timeout.idle: unknown key (allowed: connect, read, total)",
+        ),
+        (
+            '[profiles.work]\nrate_limit = { requests_per_minute = "lots" }\n',
+            "llmrelay.toml: profiles.work.rate_limit.requests_per_minute: expected a positive number",
+        ),
+        (
+            "[profiles.work]\nheaders = { x-team = 1 }\n",
+            "llmrelay.toml: profiles.work.headers.x-team: expected a string, got 1",
+        ),
+        (
+            '[profiles.work]\nbase_url = "api.example.com"\n',
+            "llmrelay.toml: profiles.work.base_url: expected a URL starting with http://",
+        ),
+        ("[profiles.work]\nprovider = 3\n", "profiles.work.provider: expected a non-empty string"),
+        ('default_profile = "home"\n[profiles.work]\n', "default_profile: no profile named 'home'"),
+        ("profile = 1\n", "llmrelay.toml: profile: unknown key"),
+        ("[profiles]\nwork = 1\n", "llmrelay.toml: profiles.work: expected a table, got 1"),
+        ("[profiles.work\n", "llmrelay.toml: not valid TOML:"),
+    ],
+)
+def test_config_errors_name_the_file_the_key_and_the_expectation(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "llmrelay.toml"
+    path.write_text(text)
+    with pytest.raises(llmrelay.ConfigError) as info:
+        load_config(path, cwd=tmp_path)
+    assert message in str(info.value)
+
+
+def test_an_unknown_provider_in_a_profile_names_where_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / "llmrelay.toml").write_text('[profiles.p]\nprovider = "nosuch"\n')
+    with pytest.raises(llmrelay.ConfigError, match=r"^llmrelay.toml: profiles.p.provider: unknown"):
+        resolve_settings("p", cwd=tmp_path, environ={})
+
+
+def test_an_unknown_profile_lists_the_known_ones(home: Path) -> None:
+    with pytest.raises(
+        llmrelay.ConfigError, match=r"no profile named 'play' \(profiles: other, work\)"
+    ):
+        resolve_settings("play", cwd=home, environ={})
+
+
+async def test_a_client_built_from_a_profile_uses_its_settings(home: Path) -> None:
+    kwargs = client_kwargs_from_profile(cwd=home, environ={"WORK_KEY": "k"}, max_retries=0)
+    assert kwargs["max_retries"] == 0  # an explicit override wins
+    async with llmrelay.AsyncClient(**kwargs) as client:
+        assert client.model == "mock-echo-large" and client.max_concurrency == 8
+        stream = client.stream("one two three four five six")
+        chunks = [chunk.text async for chunk in stream if chunk.text]
+    assert len(chunks) == 3  # the profile's x-mock-chunks header reached the server
+
+
+def test_client_kwargs_pass_other_arguments_through(home: Path) -> None:
+    retry = llmrelay.RetryPolicy(max_retries=7)
+    kwargs = client_kwargs_from_profile(
+        "work", cwd=home, environ={"WORK_KEY": "k"}, retry=retry, prices={"m": (1.0, 2.0)}
+    )
+    assert kwargs["retry"] is retry and "max_retries" not in kwargs
+    assert kwargs["prices"] == {"m": (1.0, 2.0)}
+    assert kwargs["headers"] == {"x-team": "search", "x-mock-chunks": "3"}
