@@ -9,7 +9,14 @@ the loop, when its task is cancelled, or when the `async with` block exits.
 Failures after the response's status line are `StreamError`s with the typed cause chained:
 an error event (`APIStatusError` subclass), a cut connection (`APIConnectionError`), a read gap
 or the total deadline (`APITimeoutError`), an unreadable event (`ResponseError`); a stream that
-ends with neither its end marker nor a finish reason is a `StreamError` with no cause.
+ends with neither its end marker nor a finish reason is a `StreamError` with no cause. A 200
+answer with a JSON content type instead of an event stream is read whole: an error payload
+fails like an error event, a complete reply becomes a single chunk.
+
+Time: `Timeout.read` bounds the silence between two network reads (the HTTP transport enforces
+it, as httpcore and the mock transport do); `Timeout.total` started with the call, so it covers
+retries and the wait for a slot, and is enforced here up to the last chunk. Retries happen in
+the pipeline, before the response's status arrives: never once a chunk may have been seen.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class ChatStream:
     functions; they run in the task that reads the stream.
     """
 
+    __slots__ = ("_iterator", "_reader")
+
     def __init__(
         self,
         *,
@@ -66,46 +75,35 @@ class ChatStream:
         on_complete: Callable[[ChatResponse], Any] | None = None,
         on_error: Callable[[LLMError], Any] | None = None,
     ) -> None:
-        self._pipeline = pipeline
-        self._provider = provider
-        self._request = request
-        self._timeout = timeout
-        self._retry = retry
-        self._estimated_tokens = estimated_tokens
-        self._on_text = on_text
-        self._on_chunk = on_chunk
-        self._on_complete = on_complete
-        self._on_error = on_error
-        self._opened: OpenStream | None = None
-        self._request_id: str | None = None
+        # The reading state lives apart from this object so that the generator reading the
+        # stream does not refer back to it: with no reference cycle, `async for chunk in
+        # client.stream(...)` followed by `break` drops the generator at once, and the event
+        # loop closes it (and the response) right away instead of at the next GC pass.
+        self._reader = _Reader(
+            pipeline=pipeline,
+            provider=provider,
+            request=request,
+            timeout=timeout,
+            retry=retry,
+            estimated_tokens=estimated_tokens,
+            callbacks=(on_text, on_chunk, on_complete, on_error),
+        )
         self._iterator: AsyncGenerator[StreamChunk, None] | None = None
-        self._closed = False
-        self._final: ChatResponse | None = None
-        self._error: LLMError | None = None
-        # What the final response is assembled from.
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._signature: str | None = None
-        self._refusal: list[str] = []
-        self._tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
-        self._finish_reason: str | None = None
-        self._usage: Any = None
-        self._id: str | None = None
-        self._model: str | None = None
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._opened else "not started"
-        return f"<ChatStream {self._provider.name} model={self._request.model!r} {state}>"
+        reader = self._reader
+        state = "closed" if reader.closed else "open" if reader.opened else "not started"
+        return f"<ChatStream {reader.provider.name} model={reader.request.model!r} {state}>"
 
     @property
     def text(self) -> str:
         """The text received so far."""
-        return "".join(self._text)
+        return self._reader.partial
 
     @property
     def request_id(self) -> str | None:
         """The provider's request id, once the response has arrived."""
-        return self._request_id
+        return self._reader.request_id
 
     # -- context manager and iteration ---------------------------------------------------------
 
@@ -124,7 +122,7 @@ class ChatStream:
         # An async generator, so that breaking out of `async for` closes the response as soon
         # as the generator is dropped (the event loop finalises it), even without `async with`.
         if self._iterator is None:
-            self._iterator = self._iterate()
+            self._iterator = self._reader.run()
         return self._iterator
 
     async def __anext__(self) -> StreamChunk:
@@ -133,40 +131,84 @@ class ChatStream:
     async def aclose(self) -> None:
         """Close the response and free the concurrency slot. Safe to call more than once, and
         from another task than the reader (whose loop then ends without an error)."""
-        self._closed = True
+        reader = self._reader
+        reader.closed = True
         iterator, self._iterator = self._iterator, None
         with anyio.CancelScope(shield=True):
             if iterator is not None and not getattr(iterator, "ag_running", False):
                 await iterator.aclose()
-            await self._release()
-
-    async def _release(self) -> None:
-        opened, self._opened = self._opened, None
-        if opened is not None:
-            await opened.aclose()  # shielded: it runs even in a cancelled task
+            await reader.release()
 
     async def final(self) -> ChatResponse:
         """Read whatever is left and return the complete reply (raises the stream's error)."""
-        if self._final is None and self._error is None:
+        reader = self._reader
+        if reader.final is None and reader.error is None:
             async for _ in self:
                 pass
-        if self._error is not None:
-            raise self._error
-        if self._final is None:
+        if reader.error is not None:
+            raise reader.error
+        if reader.final is None:
             raise StreamError(
                 "this stream was closed before it finished",
                 partial=self.text,
-                provider=self._provider.name,
+                provider=reader.provider.name,
             )
-        return self._final
+        return reader.final
+
+
+class _Reader:
+    """The state of one stream: the open response, and what the final reply is made of."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        provider: Provider,
+        request: ChatRequest,
+        timeout: Timeout,
+        retry: RetryPolicy,
+        estimated_tokens: int,
+        callbacks: tuple[Callable[[Any], Any] | None, ...],
+    ) -> None:
+        self.pipeline = pipeline
+        self.provider = provider
+        self.request = request
+        self.timeout = timeout
+        self.retry = retry
+        self.estimated_tokens = estimated_tokens
+        self.on_text, self.on_chunk, self.on_complete, self.on_error = callbacks
+        self.opened: OpenStream | None = None
+        self.request_id: str | None = None
+        self.closed = False
+        self.final: ChatResponse | None = None
+        self.error: LLMError | None = None
+        # What the final response is assembled from.
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.signature: str | None = None
+        self.refusal: list[str] = []
+        self.tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
+        self.finish_reason: str | None = None
+        self.usage: Any = None
+        self.id: str | None = None
+        self.model: str | None = None
+
+    @property
+    def partial(self) -> str:
+        return "".join(self.text)
+
+    async def release(self) -> None:
+        opened, self.opened = self.opened, None
+        if opened is not None:
+            await opened.aclose()  # shielded: it runs even in a cancelled task
 
     # -- the work ------------------------------------------------------------------------------
 
-    async def _iterate(self) -> AsyncGenerator[StreamChunk, None]:
+    async def run(self) -> AsyncGenerator[StreamChunk, None]:
         # One generator from request to end (no nested generator left for the garbage
         # collector to close); the loop makes no per-chunk helper calls: this is the hot path.
-        if self._closed:
-            raise StreamError("this stream is closed", provider=self._provider.name)
+        if self.closed:
+            raise StreamError("this stream is closed", provider=self.provider.name)
         opened = await self._open()
         try:
             if _is_json(opened.response.headers.get("content-type", "")):
@@ -177,14 +219,15 @@ class ChatStream:
                 yield whole
                 await self._complete()
                 return
-            name = self._provider.name
-            parser = self._provider.adapter.new_stream_parser(self._provider, self._request)
+            name = self.provider.name
+            parser = self.provider.adapter.new_stream_parser(self.provider, self.request)
             decoder = SSEDecoder()
             raw = opened.response.aiter_bytes()
             deadline = opened.deadline
             # The transport bounds each read by the read timeout, so the total deadline needs
             # a cancel scope (~10 µs per read) only once less time than that is left.
-            read_timeout = self._timeout.read
+            read_timeout = self.timeout.read
+            on_chunk, on_text = self.on_chunk, self.on_text
             while True:
                 try:
                     if deadline is not None and (
@@ -197,7 +240,7 @@ class ChatStream:
                 except StopAsyncIteration:
                     data = None
                 except HTTPX_ERRORS as exc:
-                    if self._closed:
+                    if self.closed:
                         return  # aclose() from another task closed the response under us
                     cause: LLMError = transport_error(exc, name)
                     cause.__cause__ = exc
@@ -219,46 +262,46 @@ class ChatStream:
                     if chunk is None:
                         continue
                     self._absorb(chunk)
-                    if self._on_chunk is not None:
-                        await _call(self._on_chunk, chunk)
-                    if self._on_text is not None and chunk.text:
-                        await _call(self._on_text, chunk.text)
+                    if on_chunk is not None:
+                        await _call(on_chunk, chunk)
+                    if on_text is not None and chunk.text:
+                        await _call(on_text, chunk.text)
                     yield chunk
                 if data is None:
                     break
             if not parser.finished():
                 error = StreamError(
                     f"{name} stream ended before the reply was complete "
-                    f"(no end marker and no finish reason); {len(self.text)} characters received",
-                    partial=self.text,
+                    f"(no end marker and no finish reason); {len(self.partial)} characters received",
+                    partial=self.partial,
                     retryable=True,
                     provider=name,
-                    request_id=self._request_id,
+                    request_id=self.request_id,
                 )
                 await self._fail(error)
                 raise error
             await self._complete()
         finally:
-            await self._release()
+            await self.release()
 
     async def _open(self) -> OpenStream:
         try:
-            opened = await self._pipeline.open_stream(
-                self._provider.adapter.build_chat(self._provider, self._request),
-                timeout=self._timeout,
-                retry=self._retry,
-                extra_headers=self._request.extra_headers,
-                estimated_tokens=self._estimated_tokens,
+            opened = await self.pipeline.open_stream(
+                self.provider.adapter.build_chat(self.provider, self.request),
+                timeout=self.timeout,
+                retry=self.retry,
+                extra_headers=self.request.extra_headers,
+                estimated_tokens=self.estimated_tokens,
             )
         except LLMError as exc:
             await self._fail(exc)
             raise
-        self._opened = opened
-        self._request_id = opened.request_id
+        self.opened = opened
+        self.request_id = opened.request_id
         return opened
 
     async def _whole_reply(self, opened: OpenStream) -> StreamChunk:
-        provider = self._provider
+        provider = self.provider
         deadline = opened.deadline
         try:
             with (
@@ -283,30 +326,30 @@ class ChatStream:
                 f"{provider.name} answered a stream request with a JSON content type but a body "
                 "that is not JSON",
                 provider=provider.name,
-                request_id=self._request_id,
+                request_id=self.request_id,
             )
-            raise await self._wrap(cause) from None
+            raise await self._wrap(cause) from cause
         try:
-            reply = provider.adapter.parse_chat(provider, data, self._request_id)
+            reply = provider.adapter.parse_chat(provider, data, self.request_id)
         except LLMError as exc:
             raise await self._wrap(exc) from exc
         return _chunk_of(reply)
 
     async def _deliver(self, chunk: StreamChunk) -> None:
         self._absorb(chunk)
-        if self._on_chunk is not None:
-            await _call(self._on_chunk, chunk)
-        if self._on_text is not None and chunk.text:
-            await _call(self._on_text, chunk.text)
+        if self.on_chunk is not None:
+            await _call(self.on_chunk, chunk)
+        if self.on_text is not None and chunk.text:
+            await _call(self.on_text, chunk.text)
 
     async def _wrap(self, exc: Exception) -> StreamError:
         """The `StreamError` for a failure after the stream started (`exc` becomes its cause)."""
-        name = self._provider.name
+        name = self.provider.name
         if isinstance(exc, LLMError):
             self._scrub(exc)
         if isinstance(exc, APIStatusError):
             what = f"an error inside the stream: {exc.message}"
-            retryable = exc.status_code in self._retry.retry_statuses
+            retryable = exc.status_code in self.retry.retry_statuses
         elif isinstance(exc, SSEDecodeError):
             what = f"an unreadable event stream: {exc}"
             retryable = False
@@ -314,80 +357,80 @@ class ChatStream:
             what = str(exc)
             retryable = isinstance(exc, APIConnectionError)  # cut connection or timeout
         error = StreamError(
-            f"{name} stream failed after {len(self.text)} characters: {what}",
-            partial=self.text,
+            f"{name} stream failed after {len(self.partial)} characters: {what}",
+            partial=self.partial,
             retryable=retryable,
             provider=name,
-            request_id=self._request_id,
+            request_id=self.request_id,
         )
         await self._fail(error)
         return error
 
     def _scrub(self, error: LLMError) -> None:
         # An error event may quote the request, key included: mask it like chat() does.
-        scrub = self._pipeline._scrub
+        scrub = self.pipeline._scrub
         error.message = scrub(error.message)
         error.args = tuple(scrub(a) if isinstance(a, str) else a for a in error.args)
 
     async def _fail(self, error: LLMError) -> None:
         if isinstance(error, StreamError):
-            self._pipeline.usage.failures += 1  # opening failures are counted by the pipeline
-        self._error = error
-        if self._on_error is not None:
-            await _call(self._on_error, error)
+            self.pipeline.usage.failures += 1  # opening failures are counted by the pipeline
+        self.error = error
+        if self.on_error is not None:
+            await _call(self.on_error, error)
 
     def _absorb(self, chunk: StreamChunk) -> None:
         if chunk.text:
-            self._text.append(chunk.text)
+            self.text.append(chunk.text)
         if chunk.reasoning:
-            self._reasoning.append(chunk.reasoning)
+            self.reasoning.append(chunk.reasoning)
         if chunk.reasoning_signature:
-            self._signature = chunk.reasoning_signature
+            self.signature = chunk.reasoning_signature
         if chunk.refusal:
-            self._refusal.append(chunk.refusal)
+            self.refusal.append(chunk.refusal)
         if chunk.tool_calls:
             for delta in chunk.tool_calls:
-                entry = self._tools.get(delta.index)
+                entry = self.tools.get(delta.index)
                 if entry is None:
-                    entry = self._tools[delta.index] = [delta.id, delta.name, []]
+                    entry = self.tools[delta.index] = [delta.id, delta.name, []]
                 else:
                     entry[0] = entry[0] or delta.id
                     entry[1] = entry[1] or delta.name
                 if delta.arguments:
                     entry[2].append(delta.arguments)
         if chunk.finish_reason:
-            self._finish_reason = chunk.finish_reason
+            self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:
-            self._usage = chunk.usage
-        if self._id is None and chunk.id:
-            self._id = chunk.id
-        if self._model is None and chunk.model:
-            self._model = chunk.model
+            self.usage = chunk.usage
+        if self.id is None and chunk.id:
+            self.id = chunk.id
+        if self.model is None and chunk.model:
+            self.model = chunk.model
 
     def _tool_calls(self) -> tuple[ToolCall, ...]:
         # Arguments are joined and parsed once, here, at the end.
         return tuple(
             make_tool_call(entry[0] or f"call_{index}", entry[1] or "", "".join(entry[2]))
-            for index, entry in sorted(self._tools.items())
+            for index, entry in sorted(self.tools.items())
         )
 
     async def _complete(self) -> None:
-        self._final = ChatResponse(
-            text=self.text,
-            finish_reason=self._finish_reason,
-            usage=self._usage,
+        self.final = ChatResponse(
+            text=self.partial,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
             tool_calls=self._tool_calls(),
-            model=self._model,
-            id=self._id,
-            request_id=self._request_id,
-            reasoning="".join(self._reasoning) or None,
-            reasoning_signature=self._signature,
-            refusal="".join(self._refusal) or None,
-            provider=self._provider.name,
+            model=self.model,
+            id=self.id,
+            request_id=self.request_id,
+            reasoning="".join(self.reasoning) or None,
+            reasoning_signature=self.signature,
+            refusal="".join(self.refusal) or None,
+            provider=self.provider.name,
         )
-        self._pipeline.usage.record(self._model or self._request.model, self._usage)
-        if self._on_complete is not None:
-            await _call(self._on_complete, self._final)
+        self.pipeline.usage.record(self.model or self.request.model, self.usage)
+        if self.on_complete is not None:
+            await _call(self.on_complete, self.final)
 
 
 async def _call(callback: Callable[[Any], Any], value: Any) -> None:

@@ -23,20 +23,33 @@ from ._usage import UsageTotals
 
 
 class SyncStream:
-    """A plain iterator (and context manager) over a `ChatStream` running on the portal's loop."""
+    """A plain iterator (and context manager) over a `ChatStream` running on the portal's loop.
+
+    Every step runs on the client's own loop thread (callbacks too). Leaving the `with` block,
+    breaking out of the loop, or dropping the object closes the response and frees the slot.
+    """
 
     def __init__(self, portal: BlockingPortal, stream: ChatStream) -> None:
         self._portal = portal
         self._stream = stream
 
+    def __repr__(self) -> str:
+        return repr(self._stream).replace("ChatStream", "SyncStream", 1)
+
     def __iter__(self) -> Iterator[StreamChunk]:
         return self
 
     def __next__(self) -> StreamChunk:
+        future = self._portal.start_task_soon(self._stream.__anext__)
         try:
-            return self._portal.call(self._stream.__anext__)
+            return future.result()
         except StopAsyncIteration:
             raise StopIteration from None
+        except BaseException:
+            # E.g. Ctrl-C while waiting: stop the read on the loop too, so that close() does
+            # not find the stream still being read.
+            future.cancel()
+            raise
 
     def __enter__(self) -> SyncStream:
         return self
@@ -51,12 +64,19 @@ class SyncStream:
 
     @property
     def text(self) -> str:
+        """The text received so far."""
         return self._stream.text
 
+    @property
+    def request_id(self) -> str | None:
+        return self._stream.request_id
+
     def final(self) -> ChatResponse:
+        """Read whatever is left and return the complete reply (raises the stream's error)."""
         return self._portal.call(self._stream.final)
 
     def close(self) -> None:
+        """Close the response and free the concurrency slot (safe to call more than once)."""
         self._portal.call(self._stream.aclose)
 
 

@@ -26,9 +26,7 @@ ENDPOINT = "https://my-resource.openai.azure.com"
 KEY = "azure-key-0123456789abcdef"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.entra-token"
 
-# Filled in by the reviewer's change to `AsyncClient.__init__` (see the report): the client must
-# (1) name `provider.base_url_env` when no base URL is found, and (2) hand adapters the
-# resolved base URL (`dataclasses.replace(provider, base_url=...)`).
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AZURE_OPENAI_AD_TOKEN", "OPENAI_API_VERSION"):
