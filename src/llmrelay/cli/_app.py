@@ -86,7 +86,7 @@ def ask(
 
 
 def _read_prompt(prompt: str | None) -> str:
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin  # CliRunner swaps it too
     piped = "" if stdin.isatty() else stdin.read()
     if prompt == "-":
         prompt = None

@@ -155,7 +155,8 @@ class CLIError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code as a class variable; this error's code is per instance.
+        setattr(self, "exit_code", exit_code)  # noqa: B010
 
 
 def explain(error: LLMError) -> CLIError:
