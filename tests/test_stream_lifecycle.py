@@ -554,3 +554,31 @@ async def test_on_trio_breaking_out_and_cancelling_free_the_slot_and_connection(
         with anyio.fail_after(BOUND):
             await server.wait_closed(2)
         await assert_slot_is_free(client)
+
+
+@pytest.mark.parametrize(
+    "fault", ["reset;after=0;times=1", "error-event;after=0;times=1", "503;times=1"]
+)
+async def test_a_failure_before_the_first_chunk_is_retried_and_the_reply_arrives_once(
+    fault: str,
+) -> None:
+    """Before anything reached the caller, a cut connection or an error event is retried like
+    a failed request; the caller sees one complete reply, no duplicated text."""
+    policy = llmrelay.RetryPolicy(max_retries=2, backoff_base=0.001, backoff_cap=0.001)
+    async with llmrelay.AsyncClient(provider="mock", retry=policy) as client:
+        stream = client.stream("a b c", extra_headers={"x-mock-fault": fault})
+        texts = [chunk.text async for chunk in stream]
+        assert "".join(texts) == "echo: a b c"
+        assert (await stream.final()).finish_reason == "stop"
+        assert client.usage.retries == 1
+
+
+async def test_a_failure_before_the_first_chunk_that_persists_is_a_stream_error() -> None:
+    policy = llmrelay.RetryPolicy(max_retries=1, backoff_base=0.001, backoff_cap=0.001)
+    async with llmrelay.AsyncClient(provider="mock", retry=policy) as client:
+        with pytest.raises(llmrelay.StreamError) as caught:
+            async for _ in client.stream("a b c", extra_headers={"x-mock-fault": "reset;after=0"}):
+                pass
+        assert isinstance(caught.value.__cause__, llmrelay.APIConnectionError)
+        assert caught.value.partial == ""
+        assert client.usage.retries == 1

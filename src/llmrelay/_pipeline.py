@@ -13,14 +13,21 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
 from ._config import RateLimit, RetryPolicy, Timeout
-from ._exceptions import APIStatusError, APITimeoutError, LLMError, ResponseError, make_status_error
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    LLMError,
+    ResponseError,
+    make_status_error,
+)
 from ._request import WireRequest
 from ._transport import httpx_timeout, mapped_transport_errors
 from ._usage import UsageTotals
@@ -184,10 +191,14 @@ class Pipeline:
         retry: RetryPolicy,
         extra_headers: Mapping[str, str] | None = None,
         estimated_tokens: int = 1,
+        prime: Callable[[OpenStream], Awaitable[None]] | None = None,
     ) -> OpenStream:
-        """Send and return the open response once its status is OK (errors are retried)."""
+        """Send and return the open response once its status is OK and `prime` (which reads
+        up to the first chunk) succeeded: failures up to then are retried."""
         request = self._build(wire, timeout, extra_headers)
-        opened = await self._with_retries(request, timeout, retry, estimated_tokens, stream=True)
+        opened = await self._with_retries(
+            request, timeout, retry, estimated_tokens, stream=True, prime=prime
+        )
         assert isinstance(opened, OpenStream)
         return opened
 
@@ -199,13 +210,17 @@ class Pipeline:
         tokens: int,
         *,
         stream: bool,
+        prime: Callable[[OpenStream], Awaitable[None]] | None = None,
     ) -> tuple[Any, str | None] | OpenStream:
         deadline = anyio.current_time() + timeout.total if timeout.total is not None else None
         retries = 0
         while True:
             remaining = None if deadline is None else deadline - anyio.current_time()
             try:
-                return await self._attempt(request, tokens, remaining, deadline, stream, retries)
+                result = await self._attempt(request, tokens, remaining, deadline, stream, retries)
+                if prime is not None and isinstance(result, OpenStream):
+                    await self._prime(result, prime)
+                return result
             except _AttemptFailed as failed:
                 from ._retry import decide  # only failures need the retry rules
 
@@ -234,7 +249,10 @@ class Pipeline:
                             retries,
                             decision.reason,
                         )
-                    raise error from error.__cause__
+                    # Raised from outside this handler: the internal _AttemptFailed (whose
+                    # cause is `error` itself) must not become its context, a cycle.
+                    final_error = error
+                    break
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(
                         "retrying %s %s after %s: %s",
@@ -246,6 +264,7 @@ class Pipeline:
                 self.usage.retries += 1
                 retries += 1
                 await anyio.sleep(decision.delay)
+        raise final_error from final_error.__cause__
 
     async def _attempt(
         self,
@@ -327,6 +346,22 @@ class Pipeline:
         finally:
             if acquired and not handed_off:
                 self._semaphore.release()
+
+    async def _prime(
+        self, opened: OpenStream, prime: Callable[[OpenStream], Awaitable[None]]
+    ) -> None:
+        """Run a stream's first read inside the retry loop. Connection trouble and error
+        events are judged like a failed request; anything else (an unreadable event) is not."""
+        try:
+            await prime(opened)
+        except (APIConnectionError, APIStatusError) as exc:
+            await opened.aclose()
+            if isinstance(exc, APIStatusError):
+                raise _AttemptFailed(exc, exc.status_code, None, exc.retry_after) from exc
+            raise _AttemptFailed(exc, None, None, None) from exc
+        except BaseException:
+            await opened.aclose()
+            raise
 
     def _status_failure(
         self, response: httpx.Response, content: bytes, request_id: str | None
