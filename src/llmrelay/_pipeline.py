@@ -164,8 +164,7 @@ class Pipeline:
             params=wire.params,
             headers=headers,
             content=content,
-            # A fresh dict per request: a stream shrinks its read timeout to meet its deadline.
-            extensions={"timeout": httpx_timeout(timeout).as_dict()},
+            extensions={"timeout": httpx_timeout(timeout).as_dict()},  # read by httpcore
         )
 
     async def request_json(

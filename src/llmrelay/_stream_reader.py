@@ -216,6 +216,8 @@ class Reader:
         self.raw = raw = _body_pieces(opened.response)
         try:
             while not self.ended and not (self.first and _carries_content(self.first[-1])):
+                # The same read as run()'s loop, written out rather than shared: a helper
+                # coroutine would add a layer to every network read of the hot path.
                 try:
                     if guard is None:
                         data: bytes | None = await raw.__anext__()
