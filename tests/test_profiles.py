@@ -181,6 +181,22 @@ def test_a_named_profile_without_any_file_is_an_error(tmp_path: Path) -> None:
         ("profile = 1\n", "llmrelay.toml: profile: unknown key"),
         ("[profiles]\nwork = 1\n", "llmrelay.toml: profiles.work: expected a table, got 1"),
         ("[profiles.work\n", "llmrelay.toml: not valid TOML:"),
+        (
+            "[profiles.work]\nprices = [1, 2]\n",
+            "llmrelay.toml: profiles.work.prices: expected a table of model names to [prompt, "
+            "completion] prices per million tokens",
+        ),
+        (
+            '[profiles.work]\nprices = { "gpt-4o" = 2.5 }\n',
+            "llmrelay.toml: profiles.work.prices.gpt-4o: expected [prompt, completion] prices per "
+            "million tokens (two numbers >= 0), got 2.5",
+        ),
+        (
+            "[profiles.work]\nprices = { m = [1, -2] }\n",
+            "profiles.work.prices.m: expected [prompt,",
+        ),
+        ("[profiles.work]\nprices = { m = [1, 2, 3] }\n", "profiles.work.prices.m: expected"),
+        ('[profiles.work]\nprices = { m = [1, "2"] }\n', "profiles.work.prices.m: expected"),
     ],
 )
 def test_config_errors_name_the_file_the_key_and_the_expectation(
@@ -197,6 +213,25 @@ def test_an_unknown_provider_in_a_profile_names_where_it_came_from(tmp_path: Pat
     (tmp_path / "llmrelay.toml").write_text('[profiles.p]\nprovider = "nosuch"\n')
     with pytest.raises(llmrelay.ConfigError, match=r"^llmrelay.toml: profiles.p.provider: unknown"):
         resolve_settings("p", cwd=tmp_path, environ={})
+    with pytest.raises(llmrelay.ConfigError, match=r"^environment \(LLMRELAY_PROVIDER\): unknown"):
+        resolve_settings(cwd=tmp_path, environ={"LLMRELAY_PROVIDER": "nosuch"})
+    with pytest.raises(llmrelay.ConfigError, match=r"^unknown provider 'nosuch'"):
+        resolve_settings(provider="nosuch", cwd=tmp_path, environ={})  # the caller knows
+
+
+def test_a_profile_prices_table_reaches_the_client_and_its_cost(tmp_path: Path) -> None:
+    (tmp_path / "llmrelay.toml").write_text(
+        '[profiles.p]\nprovider = "mock"\nprices = { "mock-echo" = [1000000, 0], "x" = [1, 2] }\n'
+    )
+    s = resolve_settings("p", cwd=tmp_path, environ={})
+    assert s.prices == {"mock-echo": (1_000_000.0, 0.0), "x": (1.0, 2.0)}
+    assert s.sources["prices"] == "llmrelay.toml: profiles.p.prices"
+    merged = resolve_settings("p", cwd=tmp_path, environ={}, prices={"x": (3.0, 4.0)})
+    assert merged.prices == {"mock-echo": (1_000_000.0, 0.0), "x": (3.0, 4.0)}  # by model
+    with llmrelay.Client(**s.client_kwargs()) as client:
+        reply = client.chat("hello there")
+        assert reply.usage is not None
+        assert client.usage.cost == reply.usage.prompt_tokens  # $1 per prompt token
 
 
 def test_an_unknown_profile_lists_the_known_ones(home: Path) -> None:

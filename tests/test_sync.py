@@ -397,3 +397,19 @@ async def test_a_client_built_inside_a_running_loop_works_from_a_thread(key: str
     with make_client(fake) as client:  # built on this (event loop) thread
         reply = await anyio.to_thread.run_sync(lambda: client.chat("hello"))
     assert reply.text == "echo: hello"
+
+
+def test_a_client_that_is_never_closed_does_not_hang_the_exit() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    code = "import llmrelay; c = llmrelay.Client(provider='mock'); print(c.chat('hi').text)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == "echo: hi"

@@ -8,8 +8,10 @@ attempt (DEBUG) and per retry decision (INFO) goes to stderr::
     12:00:01.250 llmrelay DEBUG POST /v1/chat/completions -> 429 in 0.004s (attempt 1, ...)
     12:00:01.251 llmrelay INFO  retrying POST /v1/chat/completions: status 429, retry in 0.10s
 
-Secrets never reach a log line: log calls use `redact_headers()`/`redact_url()`, and the handler
-installed here scrubs anything that still looks like a credential from the final text.
+Secrets never reach a log line: the library logs methods and paths, never headers or query
+strings, and the handler installed here scrubs anything that still looks like a credential from
+the final text. `redact_headers()` and `redact_url()` make headers and URLs safe to show (in a
+`Provider`'s repr, in the CLI's connection errors).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ defaults. The file is the first of ``$LLMRELAY_CONFIG``, ``./llmrelay.toml``,
     max_concurrency = 8
     rate_limit = { requests_per_minute = 500 }
     headers = { "x-team" = "search" }
+    prices = { "gpt-4o-mini" = [0.15, 0.60] }   # per million tokens: [prompt, completion]
 
 `client_kwargs_from_profile("work")` returns the keyword arguments for `AsyncClient(...)`.
 Errors name the file, the key and what was expected.
@@ -32,6 +33,7 @@ from typing import Any
 
 from ._config import RateLimit, Timeout
 from ._exceptions import ConfigError
+from ._usage import Prices
 
 CONFIG_FILE_NAME = "llmrelay.toml"
 CONFIG_ENV = "LLMRELAY_CONFIG"
@@ -46,6 +48,7 @@ PROFILE_KEYS = (
     "max_concurrency",
     "max_retries",
     "model",
+    "prices",
     "provider",
     "rate_limit",
     "timeout",
@@ -91,12 +94,16 @@ class Settings:
     max_concurrency: int | None = None
     rate_limit: RateLimit | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    prices: Prices = field(default_factory=dict)
     profile: str | None = None
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
-    def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `AsyncClient(...)` (unset values left to its defaults)."""
+    def client_kwargs(self, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments for `AsyncClient(...)` (unset values left to its defaults), plus
+        `extra` ones that are not settings (`retry`, `http_client`...). A `retry=` policy
+        carries its own retry count, so it replaces a `max_retries` that did not come from an
+        explicit argument."""
         kwargs: dict[str, Any] = {"provider": self.provider}
         for name in (
             "model",
@@ -112,6 +119,11 @@ class Settings:
                 kwargs[name] = value
         if self.headers:
             kwargs["headers"] = dict(self.headers)
+        if self.prices:
+            kwargs["prices"] = dict(self.prices)
+        if "retry" in extra and self.sources.get("max_retries") != "argument":
+            kwargs.pop("max_retries", None)
+        kwargs.update(extra)
         return kwargs
 
 
@@ -191,6 +203,7 @@ def resolve_settings(
     max_concurrency: int | None = None,
     rate_limit: RateLimit | Mapping[str, float] | None = None,
     headers: Mapping[str, str] | None = None,
+    prices: Prices | None = None,
 ) -> Settings:
     """Resolve every setting: explicit argument > environment > config profile > default.
 
@@ -234,6 +247,12 @@ def resolve_settings(
     merged_headers = {**values.get("headers", {}), **(headers or {})}
     if merged_headers:
         sources["headers"] = "argument" if headers else f"{where}.headers"
+    merged_prices = {
+        model: (float(price[0]), float(price[1]))
+        for model, price in {**values.get("prices", {}), **(prices or {})}.items()
+    }
+    if merged_prices:
+        sources["prices"] = "argument" if prices else f"{where}.prices"
     return Settings(
         provider=chosen_provider,
         model=pick("model", model, (MODEL_ENV,)),
@@ -244,6 +263,7 @@ def resolve_settings(
         max_concurrency=pick("max_concurrency", max_concurrency),
         rate_limit=rate,
         headers=merged_headers,
+        prices=merged_prices,
         profile=name,
         config_path=path,
         sources=sources,
@@ -260,18 +280,15 @@ def client_kwargs_from_profile(
 ) -> dict[str, Any]:
     """Keyword arguments for `AsyncClient(...)` from profile `name` of ``llmrelay.toml``.
 
-    `overrides` win over everything (explicit arguments); arguments that are not settings
-    (`http_client`, `prices`, `retry`...) are passed through untouched::
+    `overrides` win over everything (explicit arguments; `headers` and `prices` are merged
+    into the profile's, entry by entry); arguments that are not settings (`http_client`,
+    `retry`...) are passed through untouched::
 
         client = AsyncClient(**client_kwargs_from_profile("work", model="gpt-4o"))
     """
     settable = {key: overrides.pop(key) for key in PROFILE_KEYS if key in overrides}
     settings = resolve_settings(name, config_path=config_path, cwd=cwd, environ=environ, **settable)
-    kwargs = settings.client_kwargs()
-    if "retry" in overrides and "max_retries" not in settable:
-        kwargs.pop("max_retries", None)  # an explicit `retry=` carries its own max_retries
-    kwargs.update(overrides)
-    return kwargs
+    return settings.client_kwargs(**overrides)
 
 
 # -- checking ----------------------------------------------------------------------------------
@@ -290,6 +307,8 @@ def _preset_env(name: str, source: str) -> tuple[tuple[str, ...], tuple[str, ...
     try:
         preset = get_provider(name)
     except ConfigError as exc:
+        if source == "argument":  # the caller knows what it passed
+            raise
         raise ConfigError(f"{source}: {exc}") from None
     return preset.api_key_env, preset.base_url_env
 
@@ -323,6 +342,9 @@ def _check_key(key: str, value: Any, where: str) -> Any:
             return value
         _check_seconds(value, where, "a number of seconds or a table {connect, read, total}")
         return value
+    if key == "prices":
+        _check_prices(value, where)
+        return value
     if key == "rate_limit":
         if not isinstance(value, dict):
             raise ConfigError(
@@ -347,13 +369,30 @@ def _check_table(table: dict[str, Any], allowed: tuple[str, ...], where: str, wh
         _check_seconds(value, f"{where}.{name}", what)
 
 
+def _check_prices(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: expected a table of model names to [prompt, completion] prices per "
+            f'million tokens, e.g. {{ "gpt-4o-mini" = [0.15, 0.60] }}, got {value!r}'
+        )
+    for model, price in value.items():
+        if not (
+            isinstance(price, list)
+            and len(price) == 2
+            and all(_is_number(p) and p >= 0 for p in price)
+        ):
+            raise ConfigError(
+                f"{where}.{model}: expected [prompt, completion] prices per million tokens "
+                f"(two numbers >= 0), got {price!r}"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _check_seconds(value: Any, where: str, what: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not _is_number(value) or value <= 0:
         raise ConfigError(f"{where}: expected {what}, got {value!r}")
 
 

@@ -175,6 +175,7 @@ class Reader:
                 raise error
             await self._complete()
         finally:
+            await self._close_body()  # in the reading task: never while it runs
             await self.release()
 
     async def _open(self) -> OpenStream:
@@ -197,6 +198,22 @@ class Reader:
         return opened
 
     async def _prime(self, opened: OpenStream) -> None:
+        try:
+            await self._read_first(opened)
+        except BaseException:
+            await self._close_body()
+            raise
+
+    async def _close_body(self) -> None:
+        """Close the started body iterator here, not in the garbage collector (which would
+        do it from another task, or warn)."""
+        raw, self.raw = self.raw, None
+        close = getattr(raw, "aclose", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await close()
+
+    async def _read_first(self, opened: OpenStream) -> None:
         """Read until the first chunk. The pipeline runs this inside its retry loop, so a cut
         connection or an error event before anything reached the caller is retried like a
         failed request; it raises the typed error itself, not a `StreamError`."""

@@ -6,6 +6,8 @@ its own: whatever the async core does, this does.
 from __future__ import annotations
 
 import queue
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, aclosing
 from functools import partial
@@ -99,6 +101,7 @@ class Client:
             self._portal_cm.__exit__(None, None, None)
             raise
         self._closed = False
+        _close_at_exit(self)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncClient", "Client", 1)
@@ -186,3 +189,24 @@ class Client:
 
     def models(self, **kwargs: Any) -> list[ModelInfo]:
         return self._open_portal().call(partial(self._async.models, **kwargs))
+
+
+def _close_at_exit(client: Client) -> None:
+    """Close a Client its owner forgot to close before the interpreter waits for threads.
+
+    The portal's loop thread never ends on its own, and Python joins threads *before* plain
+    atexit handlers run, so a forgotten client would hang the exit. threading's own pre-join
+    hook (what concurrent.futures uses) runs first; a weak reference keeps it from holding
+    the client alive.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return
+    ref = weakref.ref(client)
+
+    def close() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.close()
+
+    register(close)

@@ -4,6 +4,7 @@ failures, resuming and the summary."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ def test_failures_are_recorded_and_exit_1(tmp_path: Path) -> None:
     prompts = write_prompts(tmp_path / "in.jsonl", lines)
     result = batch(str(prompts), "-o", "out.jsonl", "--max-retries", "1")
     assert result.exit_code == 1
-    assert "1 prompts failed" in result.stderr
+    assert "1 of 2 prompts failed" in result.stderr
     records = {r["id"]: r for r in read_results(tmp_path / "out.jsonl")}
     assert records["ok"]["ok"] is True
     bad = records["bad"]
@@ -131,7 +132,8 @@ def test_rerunning_skips_done_ids_and_drops_a_half_written_line(tmp_path: Path) 
     result = batch(str(prompts), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "dropped a half-written last line" in result.stderr
-    assert "1 of 6 prompts already in" in result.stderr
+    assert "1 of 6 prompts have results in" in result.stderr
+    assert "already; sending the other 5" in result.stderr
     records = read_results(out)
     assert sorted(r["id"] for r in records) == list(range(6))
     assert records[0]["text"] == "from an earlier run"  # kept, not sent again
@@ -197,3 +199,106 @@ def test_an_authentication_error_stops_the_run_and_resumes_later(tmp_path: Path)
     assert "run the same command to resume" in result.stderr
     written = read_results(tmp_path / "out.jsonl")
     assert 3 <= len(written) < 50 and 3 not in {r["id"] for r in written}
+
+
+def test_a_rerun_still_exits_1_while_earlier_failures_stay_in_the_results(tmp_path: Path) -> None:
+    lines = [{"id": 1, "prompt": "fine"}, {"id": 2, "prompt": "x", "model": "mock-echo+fault=500"}]
+    prompts = write_prompts(tmp_path / "in.jsonl", lines)
+    assert batch(str(prompts), "-o", "out.jsonl", "--max-retries", "0").exit_code == 1
+    again = batch(str(prompts), "-o", "out.jsonl")
+    assert again.exit_code == 1
+    assert "nothing to send: all 2 prompts have results in out.jsonl" in again.stderr
+    assert "1 of 2 prompts failed, 1 of them in an earlier run" in again.stderr
+    assert "batch summary" not in again.stdout  # no table of zeros for a run that sent nothing
+
+
+def test_a_finished_file_is_nothing_to_send_and_exits_0(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    assert batch(str(prompts), "-o", "out.jsonl").exit_code == 0
+    again = batch(str(prompts), "-o", "out.jsonl")
+    assert again.exit_code == 0
+    assert again.stderr == "nothing to send: all 1 prompts have results in out.jsonl\n"
+    assert again.stdout == ""
+
+
+def test_a_results_file_in_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    result = batch(str(prompts), "-o", str(tmp_path / "no" / "such" / "out.jsonl"))
+    assert result.exit_code == 2
+    assert f"the folder {tmp_path / 'no' / 'such'} does not exist" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_results_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    out = tmp_path / "out.jsonl"
+    out.symlink_to(tmp_path / "dangling" / "target.jsonl")  # exists as a name, cannot be opened
+    result = batch(str(prompts), "-o", str(out))
+    assert result.exit_code == 2
+    assert f"{out}: cannot write: No such file or directory" in result.stderr
+
+
+def test_prices_give_the_summary_a_cost_row(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": i, "prompt": "a b c"} for i in range(4)])
+    result = batch(str(prompts), "-o", "out.jsonl", "--price", "mock-echo=1000,250000")
+    assert result.exit_code == 0, result.output
+    usages = [r["usage"] for r in read_results(tmp_path / "out.jsonl")]
+    cost = sum(u["prompt_tokens"] * 1000 + u["completion_tokens"] * 250_000 for u in usages) / 1e6
+    assert cost > 1
+    cost_row = next(line for line in result.stdout.splitlines() if "cost" in line)
+    assert f"{cost:,.4f}" in cost_row
+
+
+def test_a_small_cost_keeps_its_leading_digits(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    result = batch(str(prompts), "-o", "out.jsonl", "--price", "mock-echo=0,100")
+    usage = read_results(tmp_path / "out.jsonl")[0]["usage"]
+    assert f"{usage['completion_tokens'] * 100 / 1e6:.6f}" in result.stdout  # not 0.0000
+
+
+def test_a_price_for_another_model_says_which_model_lacks_one(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    result = batch(str(prompts), "-o", "out.jsonl", "--price", "gpt-4o-mini=0.15,0.6")
+    assert result.exit_code == 0, result.output
+    assert "unknown: no price for mock-echo" in result.stdout
+    assert "batch summary" in result.stdout and "4.0" not in result.stdout
+
+
+def test_without_prices_there_is_no_cost_row(tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    result = batch(str(prompts), "-o", "out.jsonl")
+    assert result.exit_code == 0
+    assert "cost" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "value", ["mock-echo", "mock-echo=1", "=1,2", "m=1,x", "m=-1,2", "m=1,inf"]
+)
+def test_a_bad_price_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}])
+    result = batch(str(prompts), "-o", "out.jsonl", "--price", value)
+    assert result.exit_code == 2
+    assert "expected MODEL=PROMPT,COMPLETION" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_model_name_with_an_equals_sign_can_have_a_price(tmp_path: Path) -> None:
+    model = "mock-echo+fault=503;times=1"  # the reply names the model without the fault
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a", "model": model}])
+    result = batch(str(prompts), "-o", "out.jsonl", "--price", f"{model}=1,1")
+    assert "unknown: no price for mock-echo" in result.stdout  # parsed, and matched as named
+
+
+def test_latency_counts_from_the_first_attempt_not_the_wait_for_a_slot(tmp_path: Path) -> None:
+    # One slot, and each request stalls 40 ms: if the wait for the slot were counted, the
+    # latencies would add up to about twice the wall time.
+    model = "mock-echo+fault=stall;seconds=0.04"
+    lines = [{"id": i, "prompt": "p", "model": model} for i in range(4)]
+    prompts = write_prompts(tmp_path / "in.jsonl", lines)
+    started = time.perf_counter()
+    result = batch(str(prompts), "-o", "out.jsonl", "--max-concurrency", "1")
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    assert result.exit_code == 0, result.output
+    latencies = [r["latency_ms"] for r in read_results(tmp_path / "out.jsonl")]
+    assert all(latency >= 35 for latency in latencies)
+    assert sum(latencies) < elapsed_ms

@@ -4,6 +4,7 @@ middle of one, and the session going on afterwards."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 
@@ -16,15 +17,20 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX p
 SLOW_MODEL = "mock-echo+fault=stall-mid;seconds=60;after=2"
 
 
-def test_ctrl_c_cancels_the_reply_not_the_session() -> None:
-    child = pexpect.spawn(
+def spawn_chat(model: str, *options: str) -> Any:
+    """`llmrelay chat` in a pseudo-terminal."""
+    return pexpect.spawn(
         sys.executable,
-        ["-m", "llmrelay.cli", "-p", "mock", "-m", SLOW_MODEL, "chat", "-v"],
+        ["-m", "llmrelay.cli", "-p", "mock", "-m", model, "chat", *options],
         env={**subprocess_env(), "TERM": "dumb"},
         encoding="utf-8",
         timeout=10,
         dimensions=(40, 200),
     )
+
+
+def test_ctrl_c_cancels_the_reply_not_the_session() -> None:
+    child = spawn_chat(SLOW_MODEL, "-v")
     try:
         child.expect_exact("you> ")
         child.sendline("one two three")
@@ -54,3 +60,21 @@ def test_ctrl_c_cancels_the_reply_not_the_session() -> None:
     # The cancelled turn was dropped: "hello again" was the conversation's first message,
     # so its prompt is only its own few tokens.
     assert first_tokens <= 3
+
+
+def test_ctrl_c_before_the_first_word_leaves_a_clean_line() -> None:
+    child = spawn_chat("mock-echo+fault=stall;seconds=60")
+    try:
+        child.expect_exact("you> ")
+        child.sendline("never answered")
+        child.expect_exact("never answered")  # the terminal's echo of the typed line
+        child.sendintr()
+        child.expect_exact("reply cancelled")
+        assert "assistant>" not in child.before  # no prefix until a word arrives
+        assert child.before.endswith("\n")  # the message starts a line of its own
+        child.expect_exact("you> ")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -3,6 +3,7 @@ in-process mock provider."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmrelay.cli import main
+from llmrelay.cli._app import _read_prompt
 
 from ._helpers import invoke
 
@@ -27,6 +29,12 @@ def test_global_options_work_before_or_after_the_command() -> None:
         assert result.exit_code == 0, result.output
         assert result.stdout == "echo: hi\n"
         assert "mock-echo-large" in result.stderr  # -v prints the model and token counts
+
+
+def test_ask_joins_several_words_without_quotes() -> None:
+    result = invoke("-p", "mock", "ask", "what", "is", "2+2?")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "echo: what is 2+2?\n"
 
 
 def test_ask_reads_the_prompt_from_stdin_when_piped() -> None:
@@ -69,7 +77,34 @@ def test_a_missing_key_names_the_variable_and_the_offline_way_out() -> None:
 def test_an_unknown_provider_is_a_usage_error() -> None:
     result = invoke("-p", "nosuch", "ask", "hi")
     assert result.exit_code == 2
-    assert "unknown provider 'nosuch'" in result.stderr
+    assert result.stderr.startswith("Error: unknown provider 'nosuch'; built-in presets are: ")
+
+
+def test_a_connection_error_names_the_base_url_it_tried() -> None:
+    result = invoke(
+        "-p", "openai", "--base-url", "http://user:pw@127.0.0.1:9/v1", "-m", "m",
+        "--max-retries", "0", "ask", "hi", env={"OPENAI_API_KEY": "unused"},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "APIConnectionError" in result.stderr
+    assert "base URL http://user:***@127.0.0.1:9/v1; --base-url sets another" in result.stderr
+
+
+def test_ask_does_not_double_a_newline_the_reply_ends_with() -> None:
+    assert invoke("-p", "mock", "ask", "two\nlines\n").stdout == "echo: two\nlines\n"
+    no_stream = invoke("-p", "mock", "ask", "--no-stream", "end\n")
+    assert no_stream.stdout == "echo: end\n"
+
+
+def test_ask_dash_reads_stdin_even_from_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("typed, then Ctrl-D\n"))
+    assert _read_prompt("-") == "typed, then Ctrl-D"
+    monkeypatch.setattr(sys, "stdin", Terminal("never read"))
+    assert _read_prompt("just this") == "just this"  # a terminal is not read without "-"
 
 
 def test_models_lists_ids_or_json() -> None:
@@ -149,6 +184,21 @@ def test_chat_ends_at_end_of_input() -> None:
     assert "echo: hello" in result.stdout
 
 
+def test_chat_from_a_pipe_prints_only_the_replies() -> None:
+    result = invoke("-p", "mock", "chat", input="hello\n/model\nsecond\n")
+    assert result.exit_code == 0
+    assert result.stdout == "echo: hello\necho: second\n"  # no "you>" or "assistant>"
+    assert "model: mock-echo" in result.stderr
+
+
+def test_chat_reports_an_error_and_goes_on() -> None:
+    script = "/model mock-echo+fault=500\nfails\n/model mock-echo\nworks\n"
+    result = invoke("-p", "mock", "--max-retries", "0", "chat", input=script)
+    assert result.exit_code == 0
+    assert "InternalServerError: mock returned 500" in result.stderr
+    assert result.stdout == "echo: works\n"
+
+
 def test_missing_cli_extra_prints_the_install_hint(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,5 +211,6 @@ def test_missing_cli_extra_prints_the_install_hint(
 
 def test_help_lists_every_command() -> None:
     result = invoke("--help")
-    for name in ("ask", "batch", "chat", "demo", "mock", "models"):
-        assert name in result.stdout
+    section = result.stdout.split("Commands:")[1]
+    listed = [line.split()[0] for line in section.splitlines() if line.startswith("  ")]
+    assert listed == ["ask", "batch", "chat", "demo", "mock", "models"]

@@ -4,6 +4,7 @@ killed with SIGKILL and resumed, `.env` loading, and the demo."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -114,6 +115,7 @@ def test_demo_runs_offline_and_every_prompt_has_an_outcome(tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     assert "echo: Hello, llmrelay!" in result.stdout
     assert "every prompt has an outcome" in result.stdout
+    assert re.search(r"│ cost +│ 0\.0000 +│", result.stdout)  # the mock is free
     ids = [json.loads(line)["id"] for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted(ids) == list(range(120))
     assert elapsed < 30

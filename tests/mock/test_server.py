@@ -207,3 +207,9 @@ def test_shutdown_is_quick_even_with_a_stalled_request_open() -> None:
             http.post("/v1/chat/completions", json=chat(), headers={"x-mock-fault": "stall"})
         started = time.monotonic()
     assert time.monotonic() - started < 1.0
+
+
+def test_serve_options_left_out_keep_the_engines_defaults() -> None:
+    with serve(fault_rate=1.0, seed=3) as base:  # no faults= given: the engine's 429/500/503
+        codes = set(statuses(base, 30))
+    assert codes == {429, 500, 503}

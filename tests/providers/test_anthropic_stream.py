@@ -20,6 +20,8 @@ from llmrelay._sse import ServerSentEvent
 from llmrelay.mock import MockTransport
 from llmrelay.providers import anthropic
 
+from ._helpers import client_over
+
 # Marked at collection time so anyio's plugin uses conftest's `anyio_backend` fixture (asyncio).
 pytestmark = pytest.mark.anyio
 
@@ -50,13 +52,7 @@ class Recorded:
         return httpx.Response(200, json=reply, headers=headers)
 
     def client(self) -> AsyncClient:
-        return AsyncClient(
-            provider="anthropic",
-            api_key=KEY,
-            model=MODEL,
-            max_retries=0,
-            http_client=httpx.AsyncClient(transport=httpx.MockTransport(self)),
-        )
+        return client_over(self, provider="anthropic", api_key=KEY, model=MODEL, max_retries=0)
 
 
 async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:

@@ -1,6 +1,6 @@
 """The OpenAI-compatible presets: where each one sends requests, how it logs in, what happens
-without a key, and the quirks each service has (request shapes, and recorded-style streams run
-through the real client)."""
+without a key, and the request-shape quirks of each service. Their recorded-style replies and
+streams are in `test_compatible_streams.py`."""
 
 from __future__ import annotations
 
@@ -9,22 +9,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from llmrelay import (
     AsyncClient,
-    BadRequestError,
-    ChatResponse,
     ConfigError,
-    InternalServerError,
     Message,
-    StreamError,
-    ToolCall,
-    Usage,
 )
 from llmrelay.providers import get_provider, preset_names
 from llmrelay.providers.presets import ollama_base_url
+
+from ._helpers import FakeServer, client_over, completion
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "sk-preset-test-0123456789"
@@ -37,53 +32,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-class Wire:
-    """A fake server: records each request; answers JSON, or SSE when the body asks to stream."""
-
-    def __init__(
-        self,
-        *,
-        reply: Any = None,
-        sse: bytes = b"",
-        status: int = 200,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.requests: list[httpx.Request] = []
-        self.reply = reply if reply is not None else _completion("pong")
-        self.sse = sse
-        self.status = status
-        self.headers = headers or {}
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        body = json.loads(request.content) if request.content else {}
-        if body.get("stream"):
-            headers = {"content-type": "text/event-stream", **self.headers}
-            return httpx.Response(self.status, content=self.sse, headers=headers)
-        return httpx.Response(self.status, json=self.reply, headers=self.headers)
-
-    @property
-    def body(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.requests[-1].content)
-        return data
-
-
-def _completion(text: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": "some-model",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-        ],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-    }
-
-
-def client_for(provider: str, wire: Wire, **kwargs: Any) -> AsyncClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(wire))
-    return AsyncClient(provider=provider, http_client=http, max_retries=0, **kwargs)
+def client_for(provider: str, wire: FakeServer, **kwargs: Any) -> AsyncClient:
+    return client_over(wire, provider=provider, max_retries=0, **kwargs)
 
 
 # name → (key env var, where chat goes)
@@ -140,7 +90,7 @@ async def test_preset_sends_to_its_base_url_with_a_bearer_key(
 ) -> None:
     env, url = KEYED[name]
     monkeypatch.setenv(env, KEY)
-    wire = Wire()
+    wire = FakeServer()
     async with client_for(name, wire) as client:
         reply = await client.chat("ping", model="some-model")
     assert reply.text == "pong"
@@ -160,7 +110,7 @@ def test_missing_key_is_a_config_error_naming_the_env_var(name: str) -> None:
 
 async def test_zhipu_falls_back_to_zhipu_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZHIPU_API_KEY", "zhipu-key")
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("zhipu", wire) as client:
         await client.chat("ping", model="glm-4.6")
     assert wire.requests[0].headers["authorization"] == "Bearer zhipu-key"
@@ -174,24 +124,17 @@ async def test_base_url_env_var_moves_the_preset(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(BASE_URL_ENV[name], "https://proxy.example/llm/v1")
-    wire = Wire()
+    wire = FakeServer()
     async with client_for(name, wire, api_key=KEY) as client:
         await client.chat("ping", model="m")
     assert str(wire.requests[0].url) == "https://proxy.example/llm/v1/chat/completions"
-
-
-async def test_deepseek_just_works_with_its_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
-    client = AsyncClient(provider="deepseek")
-    assert client.base_url == "https://api.deepseek.com"
-    await client.aclose()
 
 
 # -- keyless local servers -------------------------------------------------------------------
 
 
 async def test_ollama_needs_no_key_and_sends_none() -> None:
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("ollama", wire) as client:
         reply = await client.chat("ping", model="llama3.2")
     assert reply.text == "pong"
@@ -201,7 +144,7 @@ async def test_ollama_needs_no_key_and_sends_none() -> None:
 
 async def test_ollama_host_env_var_picks_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "gpu-box.lan:11500")
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("ollama", wire) as client:
         await client.chat("ping", model="llama3.2")
     assert str(wire.requests[0].url) == "http://gpu-box.lan:11500/v1/chat/completions"
@@ -235,7 +178,7 @@ def test_a_bad_ollama_host_is_a_config_error(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_vllm_key_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("vllm", wire) as client:
         await client.chat("ping", model="Qwen/Qwen3-8B")
     assert str(wire.requests[0].url) == "http://localhost:8000/v1/chat/completions"
@@ -278,7 +221,7 @@ def _conversation(call_id: str = "call_8fJ2kLmQ0pZ") -> list[dict[str, Any]]:
 async def test_reasoning_is_replayed_only_where_the_service_needs_it(
     name: str, replayed: bool
 ) -> None:
-    wire = Wire()
+    wire = FakeServer()
     async with client_for(name, wire, api_key=KEY) as client:
         await client.chat(_conversation(), model="m", tools=[TOOL])
     assistant = wire.body["messages"][1]
@@ -289,7 +232,7 @@ async def test_reasoning_is_replayed_only_where_the_service_needs_it(
 
 
 async def test_a_deepseek_reply_replays_its_own_reasoning() -> None:
-    reply = _completion("")
+    reply = completion("")
     reply["choices"][0]["message"].update(
         content=None,
         reasoning_content="Need the weather tool.",
@@ -301,7 +244,7 @@ async def test_a_deepseek_reply_replays_its_own_reasoning() -> None:
             }
         ],
     )
-    wire = Wire(reply=reply)
+    wire = FakeServer(reply=reply)
     async with client_for("deepseek", wire, api_key=KEY) as client:
         first = await client.chat("Weather in Oslo?", model="deepseek-reasoner", tools=[TOOL])
         messages: list[Message | dict[str, Any]] = [
@@ -309,7 +252,7 @@ async def test_a_deepseek_reply_replays_its_own_reasoning() -> None:
             first.message,
             {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "5C"},
         ]
-        wire.reply = _completion("It is 5C.")
+        wire.reply = completion("It is 5C.")
         second = await client.chat(messages, model="deepseek-reasoner", tools=[TOOL])
     assert second.text == "It is 5C."
     assistant = wire.body["messages"][1]
@@ -319,7 +262,7 @@ async def test_a_deepseek_reply_replays_its_own_reasoning() -> None:
 
 @pytest.mark.parametrize(("name", "kept"), [("groq", False), ("openai", True), ("mistral", True)])
 async def test_message_names_are_stripped_for_groq(name: str, kept: bool) -> None:
-    wire = Wire()
+    wire = FakeServer()
     async with client_for(name, wire, api_key=KEY) as client:
         await client.chat([{"role": "user", "content": "hi", "name": "alice"}], model="m")
     assert ("name" in wire.body["messages"][0]) is kept
@@ -341,7 +284,7 @@ async def test_message_names_are_stripped_for_groq(name: str, kept: bool) -> Non
 )
 async def test_stream_options_only_where_accepted(name: str, asks_for_usage: bool) -> None:
     sse = (FIXTURES / "openai" / "no_done_with_finish.sse").read_bytes()
-    wire = Wire(sse=sse)
+    wire = FakeServer(sse=sse)
     async with client_for(name, wire, api_key=KEY) as client:
         await client.stream("hi", model="m").final()
     assert wire.body["stream"] is True
@@ -354,7 +297,7 @@ MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
 async def test_mistral_tool_call_ids_are_rewritten_consistently() -> None:
     conversation = _conversation("call_8fJ2kLmQ0pZ")
     original = json.dumps(conversation, sort_keys=True)
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("mistral", wire, api_key=KEY) as client:
         await client.chat(conversation, model="mistral-large-latest", tools=[TOOL])
         first = wire.body["messages"]
@@ -378,7 +321,7 @@ async def test_mistral_keeps_valid_ids_and_separates_different_ones() -> None:
         {"role": "assistant", "content": None, "tool_calls": calls},
         *({"role": "tool", "tool_call_id": c["id"], "content": "ok"} for c in calls),
     ]
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("mistral", wire, api_key=KEY) as client:
         await client.chat(messages, model="mistral-small-latest")
     sent = wire.body["messages"]
@@ -389,212 +332,11 @@ async def test_mistral_keeps_valid_ids_and_separates_different_ones() -> None:
 
 
 async def test_ids_are_left_alone_for_other_services() -> None:
-    wire = Wire()
+    wire = FakeServer()
     async with client_for("openai", wire, api_key=KEY) as client:
         await client.chat(_conversation("call_8fJ2kLmQ0pZ"), model="gpt-4o", tools=[TOOL])
     assert wire.body["messages"][1]["tool_calls"][0]["id"] == "call_8fJ2kLmQ0pZ"
     assert wire.body["messages"][2]["tool_call_id"] == "call_8fJ2kLmQ0pZ"
-
-
-# -- recorded-style streams through the real client ------------------------------------------
-
-# (preset, fixture, what the user should see)
-STREAMS: list[tuple[str, str, ChatResponse]] = [
-    (
-        "deepseek",
-        "compat/deepseek_reasoning",
-        ChatResponse(
-            text="The capital is Paris.",
-            finish_reason="stop",
-            usage=Usage(
-                prompt_tokens=76,
-                completion_tokens=21,
-                total_tokens=97,
-                cached_tokens=64,
-                reasoning_tokens=12,
-            ),
-            model="deepseek-reasoner",
-            id="5b1e0c2a-7f6d-4a8e-9c3b-2d4f6a8b0c1e",
-            reasoning="The user asks for the capital of France.",
-            provider="deepseek",
-        ),
-    ),
-    (
-        "moonshot",
-        "compat/moonshot_usage_in_choice",
-        ChatResponse(
-            text="Hello, how can I help?",
-            finish_reason="stop",
-            usage=Usage(
-                prompt_tokens=1032, completion_tokens=7, total_tokens=1039, cached_tokens=1024
-            ),
-            model="kimi-k2-0905-preview",
-            id="chatcmpl-68105672a7e0c1b4630dccb1",
-            provider="moonshot",
-        ),
-    ),
-    (
-        "openrouter",
-        "compat/openrouter_reasoning",
-        ChatResponse(
-            text="42",
-            finish_reason="stop",
-            usage=Usage(prompt_tokens=14, completion_tokens=9, total_tokens=23, reasoning_tokens=7),
-            model="deepseek/deepseek-r1",
-            id="gen-1745901170-Qm3kR8sTz0aWbXcYdEfG",
-            reasoning="Six times seven is 42.",
-            provider="openrouter",
-        ),
-    ),
-    (
-        "groq",
-        "compat/groq_x_groq_usage",
-        ChatResponse(
-            text="",
-            finish_reason="tool_calls",
-            usage=Usage(prompt_tokens=218, completion_tokens=43, total_tokens=261),
-            tool_calls=(
-                ToolCall(
-                    id="call_8k2x",
-                    name="get_weather",
-                    arguments='{"city":"Paris"}',
-                    parsed_arguments={"city": "Paris"},
-                ),
-                ToolCall(
-                    id="call_3m7q",
-                    name="get_weather",
-                    arguments='{"city":"Oslo"}',
-                    parsed_arguments={"city": "Oslo"},
-                ),
-            ),
-            model="llama-3.3-70b-versatile",
-            id="chatcmpl-e7f8e220-656c-4455-a132-dacfc1370798",
-            provider="groq",
-        ),
-    ),
-    (
-        "vllm",
-        "compat/vllm_reasoning",
-        ChatResponse(
-            text="1, 2, 3",
-            finish_reason="stop",
-            usage=Usage(prompt_tokens=11, completion_tokens=13, total_tokens=24),
-            model="Qwen/Qwen3-8B",
-            id="chatcmpl-9f1c3e5a7b9d4f6e8a0c2e4f6a8b0c2d",
-            reasoning="Count to three.",
-            provider="vllm",
-        ),
-    ),
-    (
-        "ollama",
-        "openai/no_done_with_finish",
-        ChatResponse(
-            text="Done without a marker.",
-            finish_reason="stop",
-            model="qwen2.5-7b-instruct-q4_k_m.gguf",
-            id="chatcmpl-llamacpp-7QpXk2",
-            provider="ollama",
-        ),
-    ),
-]
-
-
-@pytest.mark.parametrize(("name", "fixture", "expected"), STREAMS, ids=[s[1] for s in STREAMS])
-async def test_recorded_stream_gives_the_same_reply_as_chat(
-    name: str, fixture: str, expected: ChatResponse
-) -> None:
-    wire = Wire(
-        sse=(FIXTURES / f"{fixture}.sse").read_bytes(),
-        reply=json.loads((FIXTURES / f"{fixture}.json").read_text()),
-    )
-    async with client_for(name, wire, api_key=KEY) as client:
-        async with client.stream("hi", model="m") as stream:
-            chunks = [chunk async for chunk in stream]
-            final = await stream.final()
-        reply = await client.chat("hi", model="m")
-    assert final == expected
-    assert reply == final
-    assert "".join(c.text for c in chunks) == expected.text
-    assert "".join(c.reasoning or "" for c in chunks) == (expected.reasoning or "")
-    prompt = expected.usage.prompt_tokens if expected.usage else 0
-    assert client.usage.prompt_tokens == 2 * prompt  # the stream's usage was counted too
-
-
-@pytest.mark.parametrize(
-    ("name", "fixture", "cause", "status", "message", "partial"),
-    [
-        (
-            "openrouter",
-            "compat/openrouter_midstream_error",
-            InternalServerError,
-            500,
-            "Provider disconnected unexpectedly",
-            "Once upon a time",
-        ),
-        (
-            "vllm",
-            "compat/vllm_midstream_error",
-            BadRequestError,
-            400,
-            "maximum context length is 32768 tokens",
-            "Sure, here",
-        ),
-    ],
-)
-async def test_an_error_after_the_200_is_a_stream_error_with_a_typed_cause(
-    name: str,
-    fixture: str,
-    cause: type[Exception],
-    status: int,
-    message: str,
-    partial: str,
-) -> None:
-    wire = Wire(sse=(FIXTURES / f"{fixture}.sse").read_bytes())
-    seen: list[str] = []
-    async with client_for(name, wire, api_key=KEY) as client:
-        with pytest.raises(StreamError) as info:
-            async for chunk in client.stream("tell me a story", model="m"):
-                seen.append(chunk.text)
-    error = info.value
-    assert isinstance(error.__cause__, cause)
-    assert error.__cause__.status_code == status  # type: ignore[attr-defined]
-    assert message in str(error)
-    assert error.partial == partial == "".join(seen)
-
-
-async def test_a_stream_with_neither_done_nor_finish_reason_is_cut_short() -> None:
-    wire = Wire(sse=(FIXTURES / "openai" / "truncated.sse").read_bytes())
-    async with client_for("vllm", wire) as client:
-        stream = client.stream("hi", model="m")
-        with pytest.raises(StreamError, match="ended before the reply was complete") as info:
-            await stream.final()
-    assert info.value.partial == "This reply is cut off"
-    assert info.value.retryable is True
-
-
-@pytest.mark.parametrize(
-    ("name", "body", "error"),
-    [
-        (
-            "vllm",
-            {"object": "error", "message": "bad input", "type": "BadRequestError", "code": 400},
-            BadRequestError,
-        ),
-        (
-            "openrouter",
-            {"error": {"code": 502, "message": "Provider returned error", "metadata": {}}},
-            InternalServerError,
-        ),
-    ],
-)
-async def test_an_error_object_in_a_200_body_raises_the_typed_error(
-    name: str, body: dict[str, Any], error: type[Exception]
-) -> None:
-    wire = Wire(reply=body)
-    async with client_for(name, wire, api_key=KEY) as client:
-        with pytest.raises(error) as info:
-            await client.chat("hi", model="m")
-    assert str(body.get("message") or body["error"]["message"]) in str(info.value)
 
 
 def test_get_provider_builds_a_fresh_preset_each_time(monkeypatch: pytest.MonkeyPatch) -> None:

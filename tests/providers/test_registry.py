@@ -1,8 +1,10 @@
 """The provider registry: built-in presets, third-party entry points (`llmrelay.providers`),
-the plugin example of docs/plugins.md, and examples/custom_provider.py."""
+the plugin examples of docs/plugins.md, examples/custom_provider.py, and what plugin authors
+use (`make_status_error`, `Provider`'s repr)."""
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
 import sys
@@ -14,10 +16,20 @@ from typing import Any
 import httpx
 import pytest
 
-from llmrelay import AsyncClient, ConfigError, Provider
+import llmrelay
+from llmrelay import AsyncClient, ConfigError, Provider, StreamError
+from llmrelay._request import ChatRequest
 from llmrelay.mock import MockTransport
-from llmrelay.providers import ENTRY_POINT_GROUP, get_provider, plugin_names, preset_names
+from llmrelay.providers import (
+    ENTRY_POINT_GROUP,
+    get_provider,
+    make_status_error,
+    plugin_names,
+    preset_names,
+)
 from llmrelay.providers import openai as openai_adapter
+
+from ._helpers import client_over
 
 ROOT = Path(__file__).parents[2]
 GROUP = "llmrelay.providers"
@@ -203,3 +215,62 @@ def test_every_preset_builds_with_its_env(monkeypatch: pytest.MonkeyPatch) -> No
         assert provider.base_url.startswith(("http://", "https://")), name
         for member in ("auth_headers", "build_chat", "parse_chat", "new_stream_parser"):
             assert callable(getattr(provider.adapter, member)), (name, member)
+
+
+# -- for plugin authors: the public surface ------------------------------------------------------------------------
+
+
+def test_a_provider_repr_hides_credentials() -> None:
+    provider = Provider(
+        name="acme",
+        adapter=openai_adapter,
+        base_url="https://user:hunter2@api.acme.example/v1?key=AIzaSecret",
+        default_headers={"X-Acme-Key": "acme-secret", "Accept": "application/json"},
+    )
+    text = repr(provider)
+    for secret in ("hunter2", "AIzaSecret", "acme-secret"):
+        assert secret not in text
+    assert "api.acme.example" in text and "application/json" in text
+    assert "name='acme'" in text
+
+
+def test_make_status_error_is_public_and_picks_the_subclass() -> None:
+    error = make_status_error(529, "busy", provider="acme", code="overloaded_error")
+    assert isinstance(error, llmrelay.OverloadedError)
+    assert "acme returned 529" in str(error) and "busy" in str(error)
+    assert "make_status_error" in llmrelay.providers.__all__
+
+
+async def test_the_stream_parser_example_of_the_plugin_docs() -> None:
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    section = doc.split("## Errors inside a stream", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, flags=re.S)
+    assert match is not None
+    namespace: dict[str, Any] = {}
+    exec(compile(match.group(1), "plugins.md", "exec"), namespace)
+
+    class Adapter:
+        request_id_header = "x-request-id"
+        auth_headers = staticmethod(openai_adapter.auth_headers)
+        build_chat = staticmethod(openai_adapter.build_chat)
+        parse_error = staticmethod(openai_adapter.parse_error)
+
+        @staticmethod
+        def new_stream_parser(provider: Provider, request: ChatRequest) -> Any:
+            return namespace["AcmeStreamParser"]()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        event = {"error": {"status": 529, "message": "busy", "type": "overloaded_error"}}
+        body = f"data: {json.dumps(event)}\n\n".encode()
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    provider = Provider(
+        name="acme", adapter=Adapter(), base_url="https://acme.example/v1", key_required=False
+    )
+    async with client_over(handler, provider=provider, model="m") as client:
+        with pytest.raises(StreamError) as info:
+            await client.stream("hi").final()
+    cause = info.value.__cause__
+    assert isinstance(cause, llmrelay.OverloadedError)
+    assert (cause.status_code, cause.code, cause.provider) == (529, "overloaded_error", "acme")
+    assert info.value.retryable

@@ -25,6 +25,7 @@ from ._common import (
     setup_logging,
     shared_options,
     stderr_console,
+    stream_to_stdout,
     write_out,
 )
 from ._demo import demo
@@ -53,7 +54,7 @@ def cli(ctx: click.Context, /, **shared: Any) -> None:
 
 
 @cli.command()
-@click.argument("prompt", required=False)
+@click.argument("prompt", nargs=-1)
 @click.option("-s", "--system", help="A system message to send first.")
 @click.option("-t", "--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Longest reply, in tokens.")
@@ -63,7 +64,7 @@ def cli(ctx: click.Context, /, **shared: Any) -> None:
 def ask(
     ctx: click.Context,
     /,
-    prompt: str | None,
+    prompt: tuple[str, ...],
     system: str | None,
     temperature: float | None,
     max_tokens: int | None,
@@ -72,11 +73,12 @@ def ask(
 ) -> None:
     """Ask one question and stream the reply to stdout.
 
-    The prompt is the argument, or stdin when it is piped (both: the argument, a blank line,
-    then stdin). ``-`` reads stdin only.
+    The prompt is the arguments (joined with spaces, so quotes are optional), or stdin when
+    it is not a terminal (both: the arguments, a blank line, then stdin). A lone "-" reads
+    stdin only. In a shell loop that reads its own stdin, add </dev/null.
     """
     state = State.of(ctx, shared)
-    text = _read_prompt(prompt)
+    text = _read_prompt(" ".join(prompt) or None)
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": system})
@@ -87,9 +89,10 @@ def ask(
 
 def _read_prompt(prompt: str | None) -> str:
     stdin = sys.stdin  # CliRunner swaps it too
-    piped = "" if stdin.isatty() else stdin.read()
-    if prompt == "-":
-        prompt = None
+    if prompt == "-":  # stdin even from a terminal (ended by Ctrl-D)
+        prompt, piped = None, stdin.read()
+    else:
+        piped = "" if stdin.isatty() else stdin.read()
     parts = [part for part in (prompt, piped.strip("\n")) if part and part.strip()]
     if not parts:
         raise CLIError(
@@ -105,15 +108,11 @@ async def _ask(
     async with state.client() as client:
         reply: ChatResponse
         if stream:
-            async with client.stream(messages, **params) as chunks:
-                async for chunk in chunks:
-                    if chunk.text:
-                        write_out(chunk.text)
-                reply = await chunks.final()
+            reply = await stream_to_stdout(client.stream(messages, **params))
         else:
             reply = await client.chat(messages, **params)
-            write_out(reply.text)
-        write_out("\n")
+            text = reply.text
+            write_out(text + ("\n" if text and not text.endswith("\n") else ""))
     if state.options.verbose:
         usage = reply.usage
         tokens = f"{usage.prompt_tokens}+{usage.completion_tokens} tokens" if usage else "no usage"
@@ -198,16 +197,13 @@ def mock_serve(
                         or a model like  mock-echo+fault=500;times=1
     Faults per server:  --fault-rate 0.1 --seed 7 (deterministic given the seed)
     """
-    from ..mock import MockEngine
+    from ..mock import MOCK_MODELS, MockEngine
     from ..mock._server import MockASGIApp, bind_socket, make_server, socket_url
 
+    options: dict[str, Any] = {"faults": faults} if faults else {}  # else the engine's
     try:
         engine = MockEngine(
-            seed=seed,
-            fault_rate=fault_rate,
-            faults=faults or ("429", "500", "503"),
-            chunk_delay=chunk_delay,
-            chunks=chunks,
+            seed=seed, fault_rate=fault_rate, chunk_delay=chunk_delay, chunks=chunks, **options
         )
     except ValueError as exc:  # a bad fault spec
         raise CLIError(str(exc), EXIT_USAGE) from None
@@ -231,7 +227,7 @@ def mock_serve(
     )
     console = stderr_console()
     console.print(f"[bold]llmrelay mock server[/bold] on {url}")
-    console.print(f"  models: mock-echo, mock-echo-large, mock-embed · faults: {fault_text}")
+    console.print(f"  models: {', '.join(MOCK_MODELS)} · faults: {fault_text}")
     console.print("  per-request faults: header x-mock-fault: 429;retry-after=1;times=2")
     console.print(f"  try: llmrelay -p vllm --base-url {url}/v1 -m mock-echo ask 'Hello'")
     console.print("  Ctrl-C to stop.")

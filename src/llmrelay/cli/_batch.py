@@ -9,6 +9,7 @@ prompts whose ids are not in the results yet.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from .._client import AsyncClient
+from .._client import AsyncClient, _default_transport
 from .._config import RateLimit
 from .._exceptions import (
     APIStatusError,
@@ -40,7 +41,7 @@ from ._batch_io import (
     ResultWriter,
     prepare_results,
     read_prompts,
-    recorded_ids,
+    recorded_outcomes,
 )
 from ._common import (
     EXIT_FAILED,
@@ -60,12 +61,14 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 
 class AttemptTracker(httpx.AsyncBaseTransport):
     """A transport wrapper that counts, for the summary, the attempts of each logical request
-    (by idempotency key, which stays the same across retries), the statuses the server
-    answered, and the attempts that got no complete answer (timeouts, dropped connections)."""
+    (by idempotency key, which stays the same across retries) and when its first one was sent,
+    the statuses the server answered, and the attempts that got no complete answer (timeouts,
+    dropped connections)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self._inner = inner
         self.attempts: Counter[str] = Counter()
+        self.first_sent: dict[str, float] = {}
         self.statuses: Counter[int] = Counter()
         self.failures: Counter[str] = Counter()
 
@@ -73,6 +76,7 @@ class AttemptTracker(httpx.AsyncBaseTransport):
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key:
             self.attempts[key] += 1
+            self.first_sent.setdefault(key, time.perf_counter())
         with self._counting():
             response = await self._inner.handle_async_request(request)
         self.statuses[response.status_code] += 1
@@ -110,17 +114,6 @@ class _CountedBody(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
-def _http_client(settings: Settings) -> tuple[Any, AttemptTracker, httpx.AsyncClient]:
-    """The provider, and an httpx client like the one `AsyncClient` builds, with a tracker."""
-    from .._transport import SlotTransport
-
-    provider = get_provider(settings.provider)
-    tracker = AttemptTracker(
-        provider.transport_factory() if provider.transport_factory else SlotTransport()
-    )
-    return provider, tracker, httpx.AsyncClient(transport=tracker, follow_redirects=False)
-
-
 async def run_job(
     settings: Settings,
     items: list[BatchItem],
@@ -129,10 +122,8 @@ async def run_job(
     *,
     show_progress: bool,
     run_token: str | None = None,
-    extra_headers: dict[str, str] | None = None,
     client_options: dict[str, Any] | None = None,
     console: Console | None = None,
-    label: str = "batch",
 ) -> BatchStats:
     """Send `items`, appending one result line per item to `output` as each finishes.
 
@@ -140,12 +131,12 @@ async def run_job(
     fail the same way); it is not written, so the next run sends that prompt again.
     """
     stats.started = time.perf_counter()
-    provider, tracker, http = _http_client(settings)
-    kwargs = settings.client_kwargs()
-    if client_options and "retry" in client_options:
-        kwargs.pop("max_retries", None)
-    kwargs.update(client_options or {}, provider=provider)
-    async with http, AsyncClient(**kwargs, http_client=http) as client:
+    # The httpx client `AsyncClient` would build, with a tracker around its transport.
+    provider = get_provider(settings.provider)
+    tracker = AttemptTracker(_default_transport(provider))
+    http = httpx.AsyncClient(transport=tracker, follow_redirects=False)
+    kwargs = settings.client_kwargs(**(client_options or {}), provider=provider, http_client=http)
+    async with http, AsyncClient(**kwargs) as client:
         if client.model is None:
             missing = next((item for item in items if item.model is None), None)
             if missing is not None:
@@ -153,11 +144,11 @@ async def run_job(
                     f"line {missing.line} names no model and there is no default: give "
                     '--model, or a "model" on every line'
                 )
-        job = _Job(client, tracker, run_token or os.urandom(6).hex(), extra_headers or {})
+        job = _Job(client, tracker, run_token or os.urandom(6).hex())
         writer = ResultWriter(output)
         try:
             with progress_bar(
-                console or stderr_console(), stats, client.usage, enabled=show_progress, label=label
+                console or stderr_console(), stats, client.usage, enabled=show_progress
             ) as bar:
                 await job.run(items, writer, stats, bar)
         finally:
@@ -179,17 +170,10 @@ async def run_job(
 class _Job:
     """Worker tasks pulling items in order; each outcome is written the moment it is known."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        tracker: AttemptTracker,
-        token: str,
-        extra_headers: dict[str, str],
-    ) -> None:
+    def __init__(self, client: AsyncClient, tracker: AttemptTracker, token: str) -> None:
         self.client = client
         self.tracker = tracker
         self.token = token
-        self.extra_headers = extra_headers
         self.fatal: LLMError | None = None
 
     async def run(
@@ -205,7 +189,6 @@ class _Job:
                     return
                 writer.write(record)  # no await between the outcome and its flushed line
                 stats.add(record)
-                stats.attempts += record["attempts"]
                 bar.advance()
 
         async with anyio.create_task_group() as tg:
@@ -216,13 +199,12 @@ class _Job:
         """The result record of one item (`None` when the whole run must stop)."""
         digest = hashlib.sha256(item.key.encode()).hexdigest()[:20]
         key = f"llmrelay-batch-{self.token}-{digest}"
-        started = time.perf_counter()
         record: dict[str, Any] = {"id": item.id}
         try:
             reply = await self.client.chat(
                 item.messages,
                 model=item.model,
-                extra_headers={**self.extra_headers, IDEMPOTENCY_HEADER: key},
+                extra_headers={IDEMPOTENCY_HEADER: key},
                 **item.params,
             )
         except (AuthenticationError, PermissionDeniedError) as exc:
@@ -249,9 +231,35 @@ class _Job:
                 finish_reason=reply.finish_reason,
                 model=reply.model,
             )
-        record["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        # From the first attempt on the wire (not the wait for a free slot), retries included.
+        sent = self.tracker.first_sent.pop(key, None)
+        record["latency_ms"] = (
+            0.0 if sent is None else round((time.perf_counter() - sent) * 1000, 1)
+        )
         record["attempts"] = self.tracker.attempts.pop(key, 0)
         return record
+
+
+def parse_prices(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, tuple[float, float]]:
+    """``--price MODEL=PROMPT,COMPLETION`` (repeatable): prices per million tokens by model."""
+    prices: dict[str, tuple[float, float]] = {}
+    for value in values:
+        model, _, numbers = value.rpartition("=")  # model names may hold "=" themselves
+        try:
+            prompt, completion = (float(number) for number in numbers.split(","))
+        except ValueError:
+            prompt = completion = math.nan
+        if not model or not all(math.isfinite(p) and p >= 0 for p in (prompt, completion)):
+            raise click.BadParameter(
+                "expected MODEL=PROMPT,COMPLETION, prices per million tokens such as "
+                f"gpt-4o-mini=0.15,0.60; got {value!r}",
+                ctx,
+                param,
+            )
+        prices[model] = (prompt, completion)
+    return prices
 
 
 @click.command()
@@ -270,6 +278,15 @@ class _Job:
 @click.option(
     "--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute at most."
 )
+@click.option(
+    "--price",
+    "prices",
+    multiple=True,
+    metavar="MODEL=PROMPT,COMPLETION",
+    callback=parse_prices,
+    help="A model's prices per million tokens, prompt and completion, for the cost in the "
+    "summary (repeatable). The model is the one the server names in its replies.",
+)
 @click.option("--retry-failed", is_flag=True, help="Remove failed results and send them again.")
 @click.option("--no-progress", is_flag=True, help="No live progress bar.")
 @shared_options
@@ -281,6 +298,7 @@ def batch(
     output: Path | None,
     rpm: float | None,
     tpm: float | None,
+    prices: dict[str, tuple[float, float]],
     retry_failed: bool,
     no_progress: bool,
     **shared: Any,
@@ -290,10 +308,12 @@ def batch(
     \b
     Input lines:  {"id": 1, "prompt": "..."}  or  {"id": "a", "messages": [...]}
                   optional "model" and "params": {"temperature": 0.2, "max_tokens": 100, ...}
-    Output lines: {"id", "ok": true, "text", "usage", "finish_reason", "latency_ms", "attempts"}
-                  {"id", "ok": false, "error": {"type", "message", "status_code"}, ...}
+    Output lines: {"id", "ok": true, "text", "usage", "finish_reason", "model", "latency_ms",
+                   "attempts"}  or  {"id", "ok": false, "error": {"type", "message", "status_code"},
+                   "latency_ms", "attempts"}
 
-    Interrupted? Run the same command again: ids already in the output are skipped.
+    Interrupted? Run the same command again: ids already in the output are skipped. Exit
+    status: 0 every prompt has an ok result, 1 some failed, 2 bad input, 130 interrupted.
     """
     state = State.of(ctx, shared)
     output = output or prompts.with_name(prompts.stem + ".results.jsonl")
@@ -314,39 +334,53 @@ def batch(
         console.print(f"{shown}: removed {existing.removed_failed} failed results to send again")
     pending = [item for item in items if item.key not in existing.done]
     rate = RateLimit(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
-    settings = state.settings(rate_limit=rate)
+    settings = state.settings(rate_limit=rate, prices=prices or None)
     stats = BatchStats(
         in_file=len(items), already_done=len(items) - len(pending), to_send=len(pending)
     )
-    if stats.already_done:
-        console.print(
-            f"{stats.already_done} of {len(items)} prompts already in {shown}; "
-            f"sending the other {len(pending)}"
-        )
-    stopped: CLIError | None = None
-    if pending:
+    if not pending:
+        console.print(f"nothing to send: all {len(items)} prompts have results in {shown}")
+    else:
+        if stats.already_done:
+            console.print(
+                f"{stats.already_done} of {len(items)} prompts have results in {shown} "
+                f"already; sending the other {len(pending)}"
+            )
+        stopped: CLIError | None = None
         try:
             run(_run, settings, pending, output, stats, not no_progress)
         except KeyboardInterrupt:
             stats.interrupted = True
+        except BatchFileError as exc:  # the results file cannot be written: nothing was sent
+            raise CLIError(str(exc), EXIT_USAGE) from None
         except CLIError as exc:  # stopped early (authentication): show what was done first
             stopped = exc
-    stdout_console().print(summary_table(stats, output))
-    if stopped is not None:
-        raise stopped
-    if stats.interrupted:
-        console.print(
-            f"[yellow]interrupted[/yellow]: run the same command again to resume "
-            f"({shown} keeps every finished result)"
-        )
-        ctx.exit(EXIT_INTERRUPTED)
-    missing = {item.key for item in items} - recorded_ids(output)
+        stdout_console().print(summary_table(stats, output))
+        if stopped is not None:
+            raise stopped
+        if stats.interrupted:
+            console.print(
+                f"[yellow]interrupted[/yellow]: run the same command again to resume "
+                f"({shown} keeps every finished result)"
+            )
+            ctx.exit(EXIT_INTERRUPTED)
+    _check_outcomes(items, output, failed_now=stats.failed)
+
+
+def _check_outcomes(items: list[BatchItem], output: Path, *, failed_now: int) -> None:
+    """Exit 1 unless every prompt of the file has an ok result, from this run or an earlier."""
+    outcomes = recorded_outcomes(output)
+    missing = sum(item.key not in outcomes for item in items)
     if missing:
-        raise CLIError(f"{len(missing)} prompts have no result in {output}", EXIT_FAILED)
-    if stats.failed:
+        raise CLIError(f"{missing} of {len(items)} prompts have no result in {output}")
+    failed = sum(outcomes[item.key] is False for item in items)
+    if failed:
+        earlier = (
+            f", {failed - failed_now} of them in an earlier run" if failed > failed_now else ""
+        )
         raise CLIError(
-            f"{stats.failed} prompts failed (see {output}; --retry-failed sends them again)",
-            EXIT_FAILED,
+            f"{failed} of {len(items)} prompts failed{earlier} (see {output}; --retry-failed "
+            "sends them again)"
         )
 
 

@@ -157,8 +157,13 @@ def prepare_results(path: Path, *, retry_failed: bool = False) -> ExistingResult
     """
     result = ExistingResults()
     if not path.exists():
+        if not path.parent.is_dir():
+            raise BatchFileError(f"{path}: the folder {path.parent} does not exist")
         return result
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BatchFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     pieces = data.split(b"\n")
     position = keep_until = 0
     add_newline = False
@@ -210,15 +215,15 @@ def _drop_failed(path: Path) -> int:
     return removed
 
 
-def recorded_ids(path: Path) -> set[str]:
-    """The id keys of every complete record in `path` (read only)."""
+def recorded_outcomes(path: Path) -> dict[str, bool]:
+    """Id key -> ok, for every complete record in `path` (read only)."""
     if not path.exists():
-        return set()
-    found: set[str] = set()
+        return {}
+    found: dict[str, bool] = {}
     for raw in path.read_bytes().splitlines():
         record = _parse_record(raw) if raw.strip() else None
         if record is not None:
-            found.add(id_key(record["id"]))
+            found[id_key(record["id"])] = record.get("ok") is True
     return found
 
 
@@ -228,15 +233,16 @@ class ResultWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: BinaryIO = path.open("ab")
-        self.written = 0
+        try:
+            self._file: BinaryIO = path.open("ab")
+        except OSError as exc:
+            raise BatchFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
         # One write call per line; lone surrogates become JSON \u escapes, still valid JSON.
         self._file.write(line.encode("utf-8", "backslashreplace"))
         self._file.flush()
-        self.written += 1
 
     def close(self) -> None:
         self._file.close()

@@ -4,6 +4,9 @@ The REPL is synchronous (plain `input()`, with readline when available); each re
 long-lived asyncio loop (`asyncio.Runner`), so the client and its connections live across
 turns. Ctrl-C during a reply cancels that reply only: the runner cancels the task, the stream
 closes its connection, and the prompt comes back.
+
+When stdin is not a terminal (``llmrelay chat < script.txt``) each line is a turn, and stdout
+holds only the replies, one after another, with no ``you>`` or ``assistant>`` prompts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from rich.markup import escape
 from .._client import AsyncClient
 from .._exceptions import LLMError
 from .._types import ChatResponse
-from ._common import State, explain, shared_options, stderr_console, write_out
+from ._common import State, explain, shared_options, stderr_console, stream_to_stdout
 
 HELP = "/exit quits · /reset forgets the conversation · /model NAME switches model · Ctrl-C stops a reply"
 
@@ -75,9 +78,10 @@ class Repl:
         self.params = params
         self.model = client.model
         self.console = stderr_console()
+        self.interactive = sys.stdin.isatty()
 
     def run(self) -> None:
-        if sys.stdin.isatty():
+        if self.interactive:
             with contextlib.suppress(ImportError):  # no readline on Windows
                 import readline  # noqa: F401  (line editing and history for input())
         self.console.print(
@@ -94,7 +98,7 @@ class Repl:
     def step(self, runner: asyncio.Runner) -> bool:
         """One prompt and its reply. Returns False when the session ends."""
         try:
-            line = input("you> ")
+            line = input("you> " if self.interactive else "")
         except EOFError:
             self.console.print()
             return False
@@ -111,15 +115,14 @@ class Repl:
             return True
         try:
             reply = runner.run(self.reply(text))
-        except KeyboardInterrupt:
-            write_out("\n")
+        except KeyboardInterrupt:  # the line holds what came, then ^C: end it first
             self.console.print(
-                "[yellow]reply cancelled[/yellow] [dim](not kept in the conversation)[/dim]"
+                "\n[yellow]reply cancelled[/yellow] [dim](not kept in the conversation)[/dim]"
             )
             return True
         except LLMError as exc:
-            write_out("\n")
-            self.console.print(f"[red]{escape(explain(exc).message)}[/red]")
+            message = explain(exc, self.client.base_url).message
+            self.console.print(f"[red]{escape(message)}[/red]")
             return True
         self.conversation.add(text, reply.text)
         if self.verbose and reply.usage is not None:
@@ -138,11 +141,8 @@ class Repl:
             self.conversation.turns.clear()
             self.console.print("[dim]conversation cleared[/dim]")
         elif name == "/model":
-            if arg:
-                self.model = arg
-                self.console.print(f"[dim]model: {escape(self.model or '(none)')}[/dim]")
-            else:
-                self.console.print(f"[dim]model: {self.model}[/dim]")
+            self.model = arg or self.model
+            self.console.print(f"[dim]model: {escape(self.model or '(none)')}[/dim]")
         elif name == "/help":
             self.console.print(f"[dim]{HELP}[/dim]")
         else:
@@ -151,13 +151,7 @@ class Repl:
 
     async def reply(self, text: str) -> ChatResponse:
         """Stream one reply to stdout and return it."""
-        write_out("assistant> ")
-        async with self.client.stream(
+        stream = self.client.stream(
             self.conversation.messages(text), model=self.model, **self.params
-        ) as stream:
-            async for chunk in stream:
-                if chunk.text:
-                    write_out(chunk.text)
-            reply = await stream.final()
-        write_out("\n")
-        return reply
+        )
+        return await stream_to_stdout(stream, prefix="assistant> " if self.interactive else "")

@@ -13,9 +13,11 @@ import click
 from rich.console import Console
 
 from .._client import AsyncClient
-from .._exceptions import ConfigError, LLMError
-from .._logging import configure, configure_from_env
+from .._exceptions import APIConnectionError, ConfigError, LLMError
+from .._logging import configure, configure_from_env, redact_url
 from .._profiles import Settings, resolve_settings
+from .._stream import ChatStream
+from .._types import ChatResponse
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -63,7 +65,7 @@ _SHARED = (
         "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per call, in all."
     ),
     click.option("--max-retries", type=click.IntRange(min=0), help="Retries per request."),
-    click.option("-v", "--verbose", count=True, help="Log requests: -v info, -vv debug."),
+    click.option("-v", "--verbose", count=True, help="Log retries (-v) or every attempt (-vv)."),
 )
 SHARED_NAMES = tuple(field.name for field in dataclasses.fields(Options))
 
@@ -78,18 +80,19 @@ def shared_options(func: F) -> F:
 class State:
     """The options of one invocation, and the settings and clients they lead to."""
 
-    def __init__(self, options: Options) -> None:
-        self.options = options
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.base_url: str | None = None  # of the last client built, for error messages
 
     @classmethod
     def of(cls, ctx: click.Context, shared: dict[str, Any]) -> State:
-        """The group's state updated with a command's own copy of the global options."""
-        base = ctx.find_object(State)
-        options = (base.options if base else Options()).merged(
+        """The invocation's state, updated with a command's own copy of the global options."""
+        state = ctx.ensure_object(State)
+        state.options = state.options.merged(
             {name: shared.pop(name, None) for name in SHARED_NAMES}
         )
-        setup_logging(options.verbose)
-        return cls(options)
+        setup_logging(state.options.verbose)
+        return state
 
     def settings(self, **explicit: Any) -> Settings:
         o = self.options
@@ -104,8 +107,10 @@ class State:
         given.update({k: v for k, v in explicit.items() if v is not None})
         return resolve_settings(o.profile, config_path=o.config, **given)
 
-    def client(self, **explicit: Any) -> AsyncClient:
-        return AsyncClient(**self.settings(**explicit).client_kwargs())
+    def client(self) -> AsyncClient:
+        client = AsyncClient(**self.settings().client_kwargs())
+        self.base_url = client.base_url
+        return client
 
 
 def setup_logging(verbose: int) -> None:
@@ -150,6 +155,35 @@ def write_out(text: str) -> None:
     stream.flush()
 
 
+async def stream_to_stdout(stream: ChatStream, prefix: str = "") -> ChatResponse:
+    """Write a reply's text to stdout as it arrives, and return the whole reply.
+
+    `prefix` goes just before the first text (an empty reply shows it alone). The line is
+    ended unless the reply ended it, also when the stream fails part way, so what is printed
+    next starts on a line of its own. Not when it is cancelled (Ctrl-C): the terminal has
+    echoed ``^C`` on the line, and whoever reports the interruption ends it.
+    """
+    line_open = False
+    try:
+        async with stream:
+            async for chunk in stream:
+                if chunk.text:
+                    write_out(prefix + chunk.text)
+                    prefix = ""
+                    line_open = not chunk.text.endswith("\n")
+            reply = await stream.final()
+        if prefix:
+            write_out(prefix)
+            line_open = True
+        return reply
+    except anyio.get_cancelled_exc_class():
+        line_open = False
+        raise
+    finally:
+        if line_open:
+            write_out("\n")
+
+
 class CLIError(click.ClickException):
     """An error shown as ``Error: message`` with a chosen exit code."""
 
@@ -159,15 +193,18 @@ class CLIError(click.ClickException):
         setattr(self, "exit_code", exit_code)  # noqa: B010
 
 
-def explain(error: LLMError) -> CLIError:
+def explain(error: LLMError, base_url: str | None = None) -> CLIError:
     """A user-facing error for a library error (never holds a key: the library's messages
-    never do)."""
+    never do). A connection error names the `base_url` it could not reach."""
     if isinstance(error, ConfigError):
         message = str(error)
         if "no API key" in message:
             message += "\nTry it offline first: llmrelay demo, or llmrelay -p mock ask 'hi'"
         return CLIError(message, EXIT_USAGE)
-    return CLIError(f"{type(error).__name__}: {error}", EXIT_FAILED)
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, APIConnectionError) and base_url:
+        message += f"\n(base URL {redact_url(base_url)}; --base-url sets another)"
+    return CLIError(message, EXIT_FAILED)
 
 
 class Group(click.Group):
@@ -177,7 +214,8 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except LLMError as exc:
-            raise explain(exc) from None
+            state = ctx.find_object(State)
+            raise explain(exc, state.base_url if state else None) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)

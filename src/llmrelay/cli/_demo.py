@@ -22,8 +22,15 @@ from .._client import AsyncClient
 from .._config import RetryPolicy, Timeout
 from .._profiles import Settings
 from ._batch import run_job
-from ._batch_io import read_prompts, recorded_ids
-from ._common import EXIT_FAILED, CLIError, run, setup_logging, write_out
+from ._batch_io import read_prompts, recorded_outcomes
+from ._common import (
+    EXIT_FAILED,
+    CLIError,
+    run,
+    setup_logging,
+    stdout_console,
+    stream_to_stdout,
+)
 from ._render import BatchStats, summary_table
 
 DEMO_FAULTS = ("429;retry-after=0.1", "500", "503", "stall;seconds=2")
@@ -47,6 +54,7 @@ def demo_settings(url: str, concurrency: int) -> Settings:
         model="mock-echo",
         timeout=Timeout(connect=2.0, read=0.5, total=60.0),
         max_concurrency=concurrency,
+        prices={"mock-echo": (0.0, 0.0)},  # the mock is free, and the summary says so
     )
 
 
@@ -112,7 +120,7 @@ def demo(
     from ..mock import serve
 
     setup_logging(verbose)
-    out = Console(highlight=False, soft_wrap=True)
+    out = stdout_console()
     with ExitStack() as stack:
         url = stack.enter_context(serve(fault_rate=fault_rate, seed=seed, faults=DEMO_FAULTS))
         folder = keep or Path(
@@ -135,7 +143,7 @@ def demo(
         stats = BatchStats(in_file=len(items), to_send=len(items))
         run(_batch, settings, items, results, stats, not no_progress, seed, out)
         out.print(summary_table(stats, results if keep else None))
-        missing = {item.key for item in items} - recorded_ids(results)
+        missing = {item.key for item in items} - recorded_outcomes(results).keys()
     if missing:
         raise CLIError(f"{len(missing)} of {count} prompts have no outcome", EXIT_FAILED)
     faults = sum(c for code, c in stats.statuses.items() if code >= 400) + sum(
@@ -167,15 +175,12 @@ async def _conversation(settings: Settings, out: Console) -> None:
             f"retries: {client.usage.retries})"
         )
         out.rule("2. a streamed reply, chunk by chunk")
-        async with client.stream(
-            STREAM_PROMPT,
-            extra_headers={"x-mock-chunk-delay": "0.03", "idempotency-key": "demo-stream"},
-        ) as stream:
-            async for chunk in stream:
-                if chunk.text:
-                    write_out(chunk.text)
-            final = await stream.final()
-        write_out("\n")
+        final = await stream_to_stdout(
+            client.stream(
+                STREAM_PROMPT,
+                extra_headers={"x-mock-chunk-delay": "0.03", "idempotency-key": "demo-stream"},
+            )
+        )
         usage = final.usage
         out.print(
             f"[dim]finish {final.finish_reason}, "

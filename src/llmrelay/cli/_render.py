@@ -39,11 +39,11 @@ class BatchStats:
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
-    attempts: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
+    unpriced: list[str] = field(default_factory=list)  # models used that have no price
     statuses: Counter[int] = field(default_factory=Counter)
     # attempts without a complete answer, by kind: "timeout", "connection error"
     transport_failures: Counter[str] = field(default_factory=Counter)
@@ -68,6 +68,8 @@ class BatchStats:
         self.prompt_tokens = usage.prompt_tokens
         self.completion_tokens = usage.completion_tokens
         self.cost = usage.cost
+        if usage.prices:  # no prices given at all: no cost row, no complaint
+            self.unpriced = sorted(m for m, t in usage.by_model.items() if t.cost is None)
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:
@@ -159,7 +161,14 @@ def summary_table(stats: BatchStats, results: Path | None) -> Table:
         f"{total:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion)",
     )
     if stats.cost is not None:
-        table.add_row("cost", f"{stats.cost:.4f}")
+        # Small sums keep their leading digits: a few cheap prompts are not "0.0000".
+        cost = f"{stats.cost:.6f}" if 0 < stats.cost < 0.01 else f"{stats.cost:,.4f}"
+        table.add_row("cost", cost)
+    elif stats.unpriced:
+        models = ", ".join(stats.unpriced)
+        table.add_row(
+            "cost", escape(f"unknown: no price for {models} (--price MODEL=PROMPT,COMPLETION)")
+        )
     rate = (
         f" ({stats.done / stats.elapsed:,.0f} prompts/s)"
         if stats.elapsed > 0 and stats.done

@@ -27,10 +27,10 @@ keeps that many pieces and finishes with ``length`` / ``max_tokens`` / ``MAX_TOK
 
 Request headers:
 
-- ``x-mock-chunks: N`` (or ``MockEngine(chunks=N)``): exactly N content deltas, concatenating to
-  the same reply: whole pieces grouped evenly while N <= pieces, then even character slices, and
-  beyond the reply's length one character per delta followed by empty deltas. Token counts do
-  not change.
+- ``x-mock-chunks: N`` (or ``MockEngine(chunks=N)``; 1 to 10000): exactly N content deltas,
+  concatenating to the same reply: whole pieces grouped evenly while N <= pieces, then even
+  character slices, and beyond the reply's length one character per delta followed by empty
+  deltas. Token counts do not change.
 - ``x-mock-chunk-delay: SECONDS`` (or ``chunk_delay=``): a pause between content deltas.
 - ``x-mock-fault: SPEC``: inject a fault (below). ``idempotency-key`` names the logical request
   for ``times=N``; without it, the logical request is the hash of method, path and body.

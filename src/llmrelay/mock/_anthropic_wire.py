@@ -13,17 +13,21 @@ from ._common import (
     JSONObject,
     RequestError,
     StreamPlan,
+    body_model,
+    conversation,
     echo_reply,
-    ends_with,
     estimate_tokens,
-    last_user_text,
+    find_route,
     opt_int,
-    require_list,
     require_object,
     sse,
-    text_of,
 )
 
+_ROUTES = {
+    ("POST", "messages"): "messages",
+    ("POST", "messages/count_tokens"): "count_tokens",
+    ("GET", "models"): "models",
+}
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -46,17 +50,10 @@ class AnthropicWire:
     request_id_header: str | None = "request-id"
 
     def route(self, method: str, path: str) -> str | None:
-        if method == "POST" and ends_with(path, "messages"):
-            return "messages"
-        if method == "POST" and ends_with(path, "messages/count_tokens"):
-            return "count_tokens"
-        if method == "GET" and ends_with(path, "models"):
-            return "models"
-        return None
+        return find_route(_ROUTES, method, path)
 
     def model_of(self, endpoint: str, path: str, payload: JSONObject | None) -> str | None:
-        model = payload.get("model") if payload else None
-        return model if isinstance(model, str) and model else None
+        return body_model(payload)
 
     def answer(self, endpoint: str, payload: JSONObject | None, call: Call) -> Answer:
         if endpoint == "models":
@@ -73,7 +70,9 @@ class AnthropicWire:
         payload = require_object(payload, "request body")
         if call.model is None:
             raise RequestError("model: Field required")
-        texts, last_user = _texts(payload)
+        texts, last_user = conversation(
+            payload, "messages", content_key="content", system=payload.get("system")
+        )
         if endpoint == "count_tokens":
             return {"input_tokens": estimate_tokens(texts)}
         max_tokens = opt_int(payload, "max_tokens")
@@ -95,16 +94,6 @@ class AnthropicWire:
             "error": {"type": kind, "message": message},
             "request_id": request_id,
         }
-
-
-def _texts(payload: JSONObject) -> tuple[list[str], str]:
-    messages = require_list(payload, "messages")
-    if not all(isinstance(message, dict) for message in messages):
-        raise RequestError("messages: each message must be an object with role and content")
-    texts = [text_of(message.get("content")) for message in messages]
-    last_user = last_user_text(messages, texts)
-    system = text_of(payload.get("system"))
-    return ([system, *texts] if system else texts), last_user
 
 
 def _text_block(text: str) -> JSONObject:

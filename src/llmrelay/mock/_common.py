@@ -17,13 +17,13 @@ JSONObject: TypeAlias = dict[str, Any]
 
 # The echo model's list, as every family's `models` endpoint reports it.
 MOCK_MODELS = ("mock-echo", "mock-echo-large", "mock-embed")
-DEFAULT_MODEL = MOCK_MODELS[0]
 CREATED = 1_700_000_000  # a fixed "created" timestamp keeps every answer deterministic
 CREATED_ISO = "2023-11-14T22:13:20Z"  # the same instant, for Anthropic
 ECHO_PREFIX = "echo: "
 CHARS_PER_TOKEN = 4  # prompt tokens are estimated as ceil(characters / 4), at least 1
 DEFAULT_EMBEDDING_DIMS = 8
 MAX_EMBEDDING_DIMS = 4096
+MAX_CHUNKS = 10_000  # content deltas a stream may be asked for (x-mock-chunks)
 
 _PIECE = re.compile(r"\s*\S+\s*")
 
@@ -160,14 +160,40 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def last_user_text(
-    messages: Sequence[Mapping[str, Any]], texts: Sequence[str], *, default_role: str = ""
-) -> str:
-    """The text of the last message whose role is "user" ("" if none)."""
-    for message, text in zip(reversed(messages), reversed(texts), strict=True):
-        if message.get("role", default_role) == "user":
-            return text
-    return ""
+def conversation(
+    payload: JSONObject,
+    key: str,
+    *,
+    content_key: str | None,
+    system: Any = None,
+    default_role: str = "",
+) -> tuple[list[str], str]:
+    """(every prompt text, the last user text) of the turns in ``payload[key]``.
+
+    A turn's text is read from its `content_key` (the whole turn when `None`, Gemini's
+    ``{role, parts}``); a turn without a role counts as `default_role`; `system` (the family's
+    top-level system field) counts towards the prompt first.
+    """
+    turns = require_list(payload, key)
+    if not all(isinstance(turn, dict) for turn in turns):
+        raise RequestError(f"{key}: each entry must be an object with a role and content")
+    texts = [text_of(turn if content_key is None else turn.get(content_key)) for turn in turns]
+    last_user = next(
+        (
+            text
+            for turn, text in zip(reversed(turns), reversed(texts), strict=True)
+            if turn.get("role", default_role) == "user"
+        ),
+        "",
+    )
+    system_text = text_of(system)
+    return ([system_text, *texts] if system_text else texts), last_user
+
+
+def body_model(payload: JSONObject | None) -> str | None:
+    """The non-empty ``model`` string of a request body, if any."""
+    model = payload.get("model") if payload else None
+    return model if isinstance(model, str) and model else None
 
 
 def embedding(text: str, dims: int = DEFAULT_EMBEDDING_DIMS) -> list[float]:
@@ -203,6 +229,14 @@ def ends_with(path: str, suffix: str) -> bool:
     """Whether `path` is `suffix` or ends with "/" + suffix (any base URL prefix is fine)."""
     path = path.rstrip("/")
     return path == suffix or path == "/" + suffix or path.endswith("/" + suffix)
+
+
+def find_route(routes: Mapping[tuple[str, str], str], method: str, path: str) -> str | None:
+    """The endpoint of the first ``(method, path suffix)`` in `routes` the request matches."""
+    for (wanted, suffix), endpoint in routes.items():
+        if method == wanted and ends_with(path, suffix):
+            return endpoint
+    return None
 
 
 def opt_int(payload: JSONObject, *names: str, minimum: int = 1) -> int | None:

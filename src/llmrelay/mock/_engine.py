@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._anthropic_wire import AnthropicWire
-from ._common import Call, JSONObject, RequestError, StreamPlan, Wire, dumps
+from ._common import MAX_CHUNKS, Call, JSONObject, RequestError, StreamPlan, Wire, dumps
 from ._faults import FaultSpec, format_seconds, split_model_fault
 from ._gemini_wire import GeminiWire
 from ._openai_wire import OpenAIWire
@@ -71,8 +71,8 @@ class MockEngine:
             raise ValueError("fault_rate > 0 needs at least one fault spec in faults")
         if not (math.isfinite(chunk_delay) and chunk_delay >= 0):
             raise ValueError(f"chunk_delay must be a finite number >= 0, got {chunk_delay!r}")
-        if chunks is not None and chunks < 1:
-            raise ValueError(f"chunks must be >= 1, got {chunks!r}")
+        if chunks is not None and not 1 <= chunks <= MAX_CHUNKS:
+            raise ValueError(f"chunks must be from 1 to {MAX_CHUNKS}, got {chunks!r}")
         if max_tracked_keys < 1:
             raise ValueError(f"max_tracked_keys must be >= 1, got {max_tracked_keys!r}")
         self.seed = seed
@@ -288,9 +288,12 @@ def _options(
     """Read the `x-mock-*` request headers; 400 on a bad value."""
     raw_chunks = headers.get("x-mock-chunks")
     if raw_chunks is not None:
-        if not raw_chunks.strip().isdigit() or int(raw_chunks) < 1:
-            raise RequestError(f"x-mock-chunks must be a whole number >= 1, got {raw_chunks!r}")
-        chunks = int(raw_chunks)
+        digits = raw_chunks.strip()
+        if not (digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_CHUNKS):
+            raise RequestError(
+                f"x-mock-chunks must be a whole number from 1 to {MAX_CHUNKS}, got {raw_chunks!r}"
+            )
+        chunks = int(digits)
     raw_delay = headers.get("x-mock-chunk-delay")
     if raw_delay is not None:
         try:

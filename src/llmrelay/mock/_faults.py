@@ -53,7 +53,7 @@ class FaultSpec:
         """Parse a spec such as ``"stall-mid;seconds=2;after=3"``; raise `ValueError` if bad."""
         head, *options = (part.strip() for part in text.strip().split(";"))
         status = 0
-        if head.isdigit():
+        if head.isascii() and head.isdigit():
             status = int(head)
             if not 400 <= status <= 599:
                 raise ValueError(f"fault status must be 400-599, got {head!r}")
@@ -127,6 +127,6 @@ def _non_negative_float(name: str, raw: str) -> float:
 
 
 def _non_negative_int(name: str, raw: str) -> int:
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError(f"fault option {name} must be a whole number >= 0, got {raw!r}")
     return int(raw)

@@ -15,11 +15,11 @@ from ._common import (
     JSONObject,
     RequestError,
     StreamPlan,
+    conversation,
     echo_reply,
     embedding,
     ends_with,
     estimate_tokens,
-    last_user_text,
     opt_int,
     require_list,
     require_object,
@@ -79,7 +79,13 @@ class GeminiWire:
         if endpoint == "batch_embed":
             requests = require_list(payload, "requests")
             return {"embeddings": [_embed(require_object(r, "request")) for r in requests]}
-        texts, last_user = _texts(payload)
+        texts, last_user = conversation(
+            payload,
+            "contents",
+            content_key=None,
+            system=payload.get("systemInstruction"),
+            default_role="user",
+        )
         if endpoint == "count_tokens":
             return {"totalTokens": estimate_tokens(texts)}
         config = payload.get("generationConfig") or {}
@@ -126,16 +132,6 @@ class GeminiWire:
                 }
             ]
         return {"error": error}
-
-
-def _texts(payload: JSONObject) -> tuple[list[str], str]:
-    contents = require_list(payload, "contents")
-    if not all(isinstance(content, dict) for content in contents):
-        raise RequestError("contents: each content must be an object with parts")
-    texts = [text_of(content) for content in contents]
-    last_user = last_user_text(contents, texts, default_role="user")
-    system = text_of(payload.get("systemInstruction"))
-    return ([system, *texts] if system else texts), last_user
 
 
 def _response(

@@ -16,19 +16,23 @@ from ._common import (
     JSONObject,
     RequestError,
     StreamPlan,
+    body_model,
+    conversation,
     echo_reply,
     embedding,
     embedding_base64,
-    ends_with,
     estimate_tokens,
-    last_user_text,
+    find_route,
     opt_int,
-    require_list,
     require_object,
     sse,
-    text_of,
 )
 
+_ROUTES = {
+    ("POST", "chat/completions"): "chat",
+    ("POST", "embeddings"): "embeddings",
+    ("GET", "models"): "models",
+}
 _DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
 _FINGERPRINT = "fp_mock"
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
@@ -49,20 +53,13 @@ class OpenAIWire:
     request_id_header: str | None = "x-request-id"
 
     def route(self, method: str, path: str) -> str | None:
-        if method == "POST" and ends_with(path, "chat/completions"):
-            return "chat"
-        if method == "POST" and ends_with(path, "embeddings"):
-            return "embeddings"
-        if method == "GET" and ends_with(path, "models"):
-            return "models"
-        return None
+        return find_route(_ROUTES, method, path)
 
     def model_of(self, endpoint: str, path: str, payload: JSONObject | None) -> str | None:
-        model = payload.get("model") if payload else None
-        if isinstance(model, str) and model:
-            return model
-        deployment = _DEPLOYMENT.search(path)  # Azure: the deployment names the model
-        return deployment.group(1) if deployment else None
+        model = body_model(payload)
+        if model is None and (deployment := _DEPLOYMENT.search(path)):
+            model = deployment.group(1)  # Azure: the deployment names the model
+        return model
 
     def answer(self, endpoint: str, payload: JSONObject | None, call: Call) -> Answer:
         if endpoint == "models":
@@ -90,11 +87,7 @@ class OpenAIWire:
 
 
 def _chat(payload: JSONObject, call: Call) -> Answer:
-    messages = require_list(payload, "messages")
-    if not all(isinstance(message, dict) for message in messages):
-        raise RequestError("each message must be an object with role and content")
-    texts = [text_of(message.get("content")) for message in messages]
-    last_user = last_user_text(messages, texts)
+    texts, last_user = conversation(payload, "messages", content_key="content")
     max_tokens = opt_int(payload, "max_completion_tokens", "max_tokens")
     reply = echo_reply(texts, last_user, max_tokens, call.chunks)
     model = call.model or ""
@@ -172,11 +165,18 @@ def _usage(reply: EchoReply) -> JSONObject:
 
 def _embeddings(payload: JSONObject, model: str) -> JSONObject:
     raw = payload.get("input")
-    if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)):
+    if isinstance(raw, str) or (isinstance(raw, list) and raw and _is_tokens(raw[0])):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise RequestError("input must be a string, a list of strings or token arrays")
-    texts = [item if isinstance(item, str) else " ".join(map(str, item)) for item in raw]
+    texts = []
+    for item in raw:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, list) and all(_is_tokens(token) for token in item):
+            texts.append(" ".join(map(str, item)))
+        else:
+            raise RequestError(f"input entries must be strings or token arrays, got {item!r}")
     dims = opt_int(payload, "dimensions") or DEFAULT_EMBEDDING_DIMS
     if dims > MAX_EMBEDDING_DIMS:
         raise RequestError(f"dimensions must be at most {MAX_EMBEDDING_DIMS}")
@@ -193,3 +193,8 @@ def _embeddings(payload: JSONObject, model: str) -> JSONObject:
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+def _is_tokens(value: Any) -> bool:
+    """A token id: an int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -173,7 +173,6 @@ def bind_socket(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
     return sock
 
 
@@ -235,24 +234,18 @@ def serve(
             ) as client:
                 print((await client.chat("hi", model="mock-echo")).text)   # "echo: hi"
     """
-    options = {
+    options: dict[str, Any] = {
         "seed": seed,
         "fault_rate": fault_rate,
         "faults": faults,
         "chunk_delay": chunk_delay,
         "chunks": chunks,
     }
-    given = [name for name, value in options.items() if value is not None]
+    given = {name: value for name, value in options.items() if value is not None}
     if engine is not None and given:
         raise TypeError(f"give either engine= or engine options ({', '.join(given)}), not both")
     if engine is None:
-        engine = MockEngine(
-            seed=seed or 0,
-            fault_rate=fault_rate or 0.0,
-            faults=("429", "500", "503") if faults is None else faults,
-            chunk_delay=chunk_delay or 0.0,
-            chunks=chunks,
-        )
+        engine = MockEngine(**given)
     server = make_server(MockASGIApp(engine))
     sock = bind_socket(host, port)
     errors: list[BaseException] = []

@@ -38,13 +38,11 @@ def _paced(steps: Iterable[Step], read_timeout: float | None) -> Iterator[Step |
         yield step
 
 
-def _stall(seconds: float, read_timeout: float | None) -> list[Sleep | _TimedOut]:
-    """The wait before the headers: nothing, a sleep, or a sleep cut short by the timeout."""
-    if seconds <= 0:
-        return []
+def _stall(seconds: float, read_timeout: float | None) -> tuple[float, bool]:
+    """The wait before the headers, and whether the reader gives up at its end."""
     if read_timeout is not None and seconds > read_timeout:
-        return [Sleep(read_timeout), _TimedOut()]
-    return [Sleep(seconds)]
+        return read_timeout, True
+    return max(0.0, seconds), False
 
 
 def _failure(step: Reset | _TimedOut, request: httpx.Request) -> httpx.TransportError:
@@ -53,7 +51,9 @@ def _failure(step: Reset | _TimedOut, request: httpx.Request) -> httpx.Transport
     return httpx.ReadTimeout("timed out reading from the mock", request=request)
 
 
-class _AsyncSteps(httpx.AsyncByteStream):
+class _Steps(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """A body played step by step, for `httpx.AsyncClient` and `httpx.Client` alike."""
+
     def __init__(
         self, steps: Iterable[Step], read_timeout: float | None, request: httpx.Request
     ) -> None:
@@ -69,15 +69,6 @@ class _AsyncSteps(httpx.AsyncByteStream):
                 await anyio.sleep(step.seconds)
             else:
                 raise _failure(step, self._request)
-
-
-class _SyncSteps(httpx.SyncByteStream):
-    def __init__(
-        self, steps: Iterable[Step], read_timeout: float | None, request: httpx.Request
-    ) -> None:
-        self._steps = steps
-        self._read_timeout = read_timeout
-        self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
         for step in _paced(self._steps, self._read_timeout):
@@ -106,33 +97,21 @@ class MockTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         answer = self._answer(request, await request.aread())
-        read_timeout = _read_timeout(request)
-        for step in _stall(answer.stall_before, read_timeout):
-            if isinstance(step, Sleep):
-                await anyio.sleep(step.seconds)
-            else:
-                raise _failure(step, request)
-        stream: httpx.AsyncByteStream = (
-            httpx.ByteStream(answer.body)
-            if answer.steps is None
-            else _AsyncSteps(answer.steps, read_timeout, request)
-        )
-        return _response(answer, stream, request)
+        wait, timed_out = _stall(answer.stall_before, _read_timeout(request))
+        if wait:
+            await anyio.sleep(wait)
+        if timed_out:
+            raise _failure(_TimedOut(), request)
+        return _response(answer, request)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         answer = self._answer(request, request.read())
-        read_timeout = _read_timeout(request)
-        for step in _stall(answer.stall_before, read_timeout):
-            if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-            else:
-                raise _failure(step, request)
-        stream: httpx.SyncByteStream = (
-            httpx.ByteStream(answer.body)
-            if answer.steps is None
-            else _SyncSteps(answer.steps, read_timeout, request)
-        )
-        return _response(answer, stream, request)
+        wait, timed_out = _stall(answer.stall_before, _read_timeout(request))
+        if wait:
+            time.sleep(wait)
+        if timed_out:
+            raise _failure(_TimedOut(), request)
+        return _response(answer, request)
 
     def _answer(self, request: httpx.Request, body: bytes) -> MockResponse:
         return self.engine.handle(
@@ -144,11 +123,12 @@ class MockTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         )
 
 
-def _response(
-    answer: MockResponse,
-    stream: httpx.AsyncByteStream | httpx.SyncByteStream,
-    request: httpx.Request,
-) -> httpx.Response:
+def _response(answer: MockResponse, request: httpx.Request) -> httpx.Response:
+    stream = (
+        httpx.ByteStream(answer.body)
+        if answer.steps is None
+        else _Steps(answer.steps, _read_timeout(request), request)
+    )
     return httpx.Response(
         answer.status,
         headers=list(answer.headers),

@@ -7,7 +7,8 @@ zero-argument callable returning one, or a module with a `provider` attribute th
     [project.entry-points."llmrelay.providers"]
     acme = "acme_llm"              # the module acme_llm defines `provider`
 
-Built-in names win over plugins of the same name. See docs/plugins.md.
+Built-in names win over plugins of the same name. A plugin's stream parser raises the typed
+error of an error event with `make_status_error` (re-exported here). See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, make_status_error
 from ._base import Adapter, ErrorInfo, Provider, StreamParser
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Provider",
     "StreamParser",
     "get_provider",
+    "make_status_error",
     "plugin_names",
     "preset_names",
 ]

@@ -18,8 +18,8 @@ import json
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._exceptions import make_status_error
-from .._types import StreamChunk, ToolCallDelta, Usage
-from ._common import as_int, bad_response, error_message
+from .._types import StreamChunk, ToolCallDelta, Usage, make_stream_chunk
+from ._common import ERROR_TYPE_STATUS, as_int, bad_response, error_message, load_event, str_or_none
 
 if TYPE_CHECKING:
     from .._sse import ServerSentEvent
@@ -33,22 +33,6 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "tool_use": "tool_calls",
     "refusal": "content_filter",
-}
-
-# Error `type` → the HTTP status it is documented with; used for errors that arrive with a 200
-# (an `event: error` in a stream, or an error object as a 200 body).
-ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "conflict_error": 409,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
 }
 
 
@@ -95,19 +79,15 @@ def raise_error_object(
 ) -> NoReturn:
     """Raise the typed error for an error object that came with an HTTP 200."""
     message, code = error_details(body)
-    status = ERROR_STATUS.get(code or "", 500)
+    status = ERROR_TYPE_STATUS.get(code or "", 500)
     raise make_status_error(
         status,
         message,
         provider=provider.name,
-        request_id=request_id or _str_or_none(body.get("request_id")),
+        request_id=request_id or str_or_none(body.get("request_id")),
         body=body,
         code=code,
     )
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 class StreamParser:
@@ -115,7 +95,8 @@ class StreamParser:
 
     Tool-use blocks are numbered 0, 1, … in order of appearance: that number is the
     `ToolCallDelta.index`, so fragments of one call are joined, whatever other blocks
-    (text, thinking) sit between them.
+    (text, thinking) sit between them. The message id and model, sent once in
+    ``message_start``, are repeated on the chunks that carry the role and the finish.
     """
 
     __slots__ = ("_done", "_id", "_model", "_next_tool", "_provider", "_tool_index", "_usage")
@@ -135,14 +116,7 @@ class StreamParser:
     def parse(self, event: ServerSentEvent) -> StreamChunk | None:
         if not event.data:
             return None
-        try:
-            obj = json.loads(event.data)
-        except ValueError:
-            raise bad_response(
-                self._provider.name, "a stream event is not JSON", event.data
-            ) from None
-        if not isinstance(obj, dict):
-            raise bad_response(self._provider.name, "a stream event is not a JSON object", obj)
+        obj = load_event(self._provider.name, event.data)
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = event.event
@@ -161,16 +135,44 @@ class StreamParser:
             raise_error_object(self._provider, obj, None)
         return None  # ping, content_block_stop, and event types added later
 
-    def _message_start(self, obj: dict[str, Any]) -> StreamChunk:
-        message = obj.get("message")
-        if not isinstance(message, dict):
-            raise bad_response(self._provider.name, "message_start has no 'message'", obj)
-        usage = message.get("usage")
-        if isinstance(usage, dict):
-            self._usage.update(usage)
-        self._id = _str_or_none(message.get("id"))
-        self._model = _str_or_none(message.get("model"))
-        return StreamChunk(role="assistant", id=self._id, model=self._model, raw=obj)
+    def _delta(self, obj: dict[str, Any]) -> StreamChunk | None:
+        delta = obj.get("delta")
+        if not isinstance(delta, dict):
+            raise bad_response(self._provider.name, "content_block_delta has no 'delta'", obj)
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = delta.get("text")
+            if not isinstance(text, str) or not text:
+                return None
+            return make_stream_chunk(
+                text, None, None, None, None, None, None, None, None, None, obj
+            )
+        if kind == "input_json_delta":
+            partial = delta.get("partial_json")
+            if not isinstance(partial, str) or not partial:
+                return None
+            index = self._tool_index.get(as_int(obj.get("index")))
+            if index is None:
+                raise bad_response(
+                    self._provider.name, "tool input arrived for a block that never started", obj
+                )
+            calls = (ToolCallDelta(index=index, arguments=partial),)
+            return make_stream_chunk("", None, calls, None, None, None, None, None, None, None, obj)
+        if kind == "thinking_delta":
+            thinking = delta.get("thinking")
+            if not isinstance(thinking, str) or not thinking:
+                return None
+            return make_stream_chunk(
+                "", thinking, None, None, None, None, None, None, None, None, obj
+            )
+        if kind == "signature_delta":
+            signature = delta.get("signature")
+            if not isinstance(signature, str) or not signature:
+                return None
+            return make_stream_chunk(
+                "", None, None, None, None, None, None, None, None, signature, obj
+            )
+        return None  # citations_delta and later kinds
 
     def _block_start(self, obj: dict[str, Any]) -> StreamChunk | None:
         block = obj.get("content_block")
@@ -179,61 +181,46 @@ class StreamParser:
         kind = block.get("type")
         if kind == "text":
             text = block.get("text")
-            return StreamChunk(text=text, raw=obj) if isinstance(text, str) and text else None
+            if not isinstance(text, str) or not text:
+                return None
+            return make_stream_chunk(
+                text, None, None, None, None, None, None, None, None, None, obj
+            )
         if kind == "tool_use":
-            index = self._next_tool
+            index = self._tool_index[as_int(obj.get("index"))] = self._next_tool
             self._next_tool += 1
-            self._tool_index[_block_index(obj)] = index
             initial = block.get("input")
-            arguments = json.dumps(initial, ensure_ascii=False) if initial else ""
             delta = ToolCallDelta(
                 index=index,
-                id=_str_or_none(block.get("id")),
-                name=_str_or_none(block.get("name")),
-                arguments=arguments,
+                id=str_or_none(block.get("id")),
+                name=str_or_none(block.get("name")),
+                arguments=json.dumps(initial, ensure_ascii=False) if initial else "",
             )
-            return StreamChunk(tool_calls=(delta,), raw=obj)
+            return make_stream_chunk(
+                "", None, (delta,), None, None, None, None, None, None, None, obj
+            )
         if kind == "thinking":
-            thinking = block.get("thinking")
-            signature = block.get("signature")
-            if not thinking and not signature:
+            thinking = str_or_none(block.get("thinking")) or None
+            signature = str_or_none(block.get("signature")) or None
+            if thinking is None and signature is None:
                 return None
-            return StreamChunk(
-                reasoning=thinking if isinstance(thinking, str) and thinking else None,
-                reasoning_signature=signature if isinstance(signature, str) and signature else None,
-                raw=obj,
+            return make_stream_chunk(
+                "", thinking, None, None, None, None, None, None, None, signature, obj
             )
         return None  # redacted_thinking, server tools, …: kept out of the unified reply
 
-    def _delta(self, obj: dict[str, Any]) -> StreamChunk | None:
-        delta = obj.get("delta")
-        if not isinstance(delta, dict):
-            raise bad_response(self._provider.name, "content_block_delta has no 'delta'", obj)
-        kind = delta.get("type")
-        if kind == "text_delta":
-            text = delta.get("text")
-            return StreamChunk(text=text, raw=obj) if isinstance(text, str) and text else None
-        if kind == "input_json_delta":
-            partial = delta.get("partial_json")
-            if not isinstance(partial, str) or not partial:
-                return None
-            index = self._tool_index.get(_block_index(obj))
-            if index is None:
-                raise bad_response(
-                    self._provider.name, "tool input arrived for a block that never started", obj
-                )
-            return StreamChunk(tool_calls=(ToolCallDelta(index=index, arguments=partial),), raw=obj)
-        if kind == "thinking_delta":
-            thinking = delta.get("thinking")
-            if not isinstance(thinking, str) or not thinking:
-                return None
-            return StreamChunk(reasoning=thinking, raw=obj)
-        if kind == "signature_delta":
-            signature = delta.get("signature")
-            if not isinstance(signature, str) or not signature:
-                return None
-            return StreamChunk(reasoning_signature=signature, raw=obj)
-        return None  # citations_delta and later kinds
+    def _message_start(self, obj: dict[str, Any]) -> StreamChunk:
+        message = obj.get("message")
+        if not isinstance(message, dict):
+            raise bad_response(self._provider.name, "message_start has no 'message'", obj)
+        usage = message.get("usage")
+        if isinstance(usage, dict):
+            self._usage.update(usage)
+        self._id = str_or_none(message.get("id"))
+        self._model = str_or_none(message.get("model"))
+        return make_stream_chunk(
+            "", None, None, None, None, "assistant", None, self._id, self._model, None, obj
+        )
 
     def _message_delta(self, obj: dict[str, Any]) -> StreamChunk:
         delta = obj.get("delta")
@@ -242,14 +229,16 @@ class StreamParser:
         if isinstance(usage, dict):
             # Cumulative counts: later values replace earlier ones, absent ones are kept.
             self._usage.update({k: v for k, v in usage.items() if v is not None})
-        return StreamChunk(
-            finish_reason=finish_reason(stop),
-            usage=parse_usage(self._usage) if self._usage else None,
-            id=self._id,
-            model=self._model,
-            raw=obj,
+        return make_stream_chunk(
+            "",
+            None,
+            None,
+            finish_reason(stop),
+            parse_usage(self._usage) if self._usage else None,
+            None,
+            None,
+            self._id,
+            self._model,
+            None,
+            obj,
         )
-
-
-def _block_index(obj: dict[str, Any]) -> int:
-    return as_int(obj.get("index"))

@@ -46,7 +46,8 @@ class ErrorInfo:
     def __repr__(self) -> str:
         return (
             f"ErrorInfo({self.message!r}, code={self.code!r}, retry_after={self.retry_after!r}, "
-            f"retryable={self.retryable!r}, request_id={self.request_id!r})"
+            f"retryable={self.retryable!r}, request_id={self.request_id!r}, "
+            f"status_code={self.status_code!r})"
         )
 
 
@@ -100,7 +101,8 @@ class Provider:
     """A named preset: which adapter speaks its wire format, where it lives and how to log in.
 
     `options` carries family-specific settings (e.g. Anthropic's version header, Azure's
-    api-version, which reasoning field a service uses).
+    api-version, which reasoning field a service uses). The repr hides credentials in
+    `default_headers` and `base_url`.
     """
 
     name: str
@@ -116,3 +118,16 @@ class Provider:
     transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = field(
         default=None, repr=False
     )
+
+    def __repr__(self) -> str:
+        # A plugin may carry a credential in a default header or a ``user:pass@`` URL.
+        from .._logging import redact_headers, redact_url
+
+        return (
+            f"Provider(name={self.name!r}, base_url={redact_url(self.base_url)!r}, "
+            f"api_key_env={self.api_key_env!r}, base_url_env={self.base_url_env!r}, "
+            f"key_required={self.key_required!r}, stream_usage={self.stream_usage!r}, "
+            f"default_model={self.default_model!r}, "
+            f"default_headers={redact_headers(self.default_headers)!r}, "
+            f"options={dict(self.options)!r})"
+        )

@@ -19,14 +19,14 @@ The rules, in the order `build_body` applies them:
 
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from urllib.parse import quote, urlsplit
 
 from .._exceptions import ConfigError
+from ._common import bad_tool_choice, data_url, forced_function, function_spec
 
 _MODEL_PREFIXES = ("models/", "tunedModels/")
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -201,9 +201,7 @@ def _parts(content: Any, position: int) -> list[dict[str, Any]]:
         elif kind == "image_url":
             out.append(_image(part.get("image_url"), position))
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            fmt = audio.get("format") or "wav"
-            out.append({"inlineData": {"mimeType": f"audio/{fmt}", "data": audio.get("data", "")}})
+            out.append(_audio(part.get("input_audio"), position))
         else:
             raise ConfigError(
                 f"messages[{position}] has a content part of type {kind!r}; the Gemini adapter "
@@ -218,18 +216,22 @@ def _image(image: Any, position: int) -> dict[str, Any]:
     if not isinstance(url, str) or not url:
         raise ConfigError(f"messages[{position}] has an image_url part without a url")
     if url.startswith("data:"):
-        header, sep, payload = url[5:].partition(",")
-        if not sep:
-            raise ConfigError(f"messages[{position}] has a malformed data: URL")
-        mime, _, encoding = header.partition(";")
-        data = (
-            payload
-            if encoding.endswith("base64")
-            else base64.b64encode(unquote_to_bytes(payload)).decode("ascii")
-        )
+        mime, data = data_url(url, position)
         return {"inlineData": {"mimeType": mime or "application/octet-stream", "data": data}}
     guessed = spec.get("mime_type") or mimetypes.guess_type(urlsplit(url).path)[0]
     return {"fileData": {"fileUri": url, "mimeType": guessed or _DEFAULT_IMAGE_MIME}}
+
+
+def _audio(audio: Any, position: int) -> dict[str, Any]:
+    """OpenAI's ``{"data": <base64>, "format": "wav" | "mp3"}`` as inline data."""
+    data = audio.get("data") if isinstance(audio, Mapping) else None
+    if not isinstance(data, str):
+        raise ConfigError(
+            f"messages[{position}] has an input_audio part without base64 'data' "
+            "(expected {'type': 'input_audio', 'input_audio': {'data': ..., 'format': 'wav'}})"
+        )
+    fmt = audio.get("format") or "wav"
+    return {"inlineData": {"mimeType": f"audio/{fmt}", "data": data}}
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -273,22 +275,17 @@ def _response_format(fmt: Any) -> dict[str, Any]:
 
 
 def _declaration(tool: Mapping[str, Any]) -> dict[str, Any]:
-    fn = tool["function"]
-    out: dict[str, Any] = {"name": fn["name"]}
-    if fn.get("description"):
-        out["description"] = fn["description"]
-    if fn.get("parameters") is not None:
-        out["parameters"] = fn["parameters"]
+    out = function_spec(tool)
+    parameters = tool["function"].get("parameters")
+    if parameters is not None:
+        out["parameters"] = parameters
     return out
 
 
 def _calling_config(choice: Any) -> dict[str, Any]:
     if isinstance(choice, str) and choice in _TOOL_CHOICE_MODES:
         return {"mode": _TOOL_CHOICE_MODES[choice]}
-    fn = choice.get("function") if isinstance(choice, Mapping) else None
-    if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
-        return {"mode": "ANY", "allowedFunctionNames": [fn["name"]]}
-    raise ConfigError(
-        "tool_choice must be 'auto', 'required', 'none' or "
-        f"{{'type': 'function', 'function': {{'name': ...}}}}, got {choice!r}"
-    )
+    name = forced_function(choice)
+    if name is None:
+        raise bad_tool_choice(choice)
+    return {"mode": "ANY", "allowedFunctionNames": [name]}

@@ -13,8 +13,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIStatusError, make_status_error
-from .._types import StreamChunk, ToolCall, ToolCallDelta, Usage
-from ._common import as_int, bad_response, make_tool_call
+from .._types import StreamChunk, ToolCall, ToolCallDelta, Usage, make_stream_chunk
+from ._common import as_int, bad_response, load_event, make_tool_call
 
 if TYPE_CHECKING:
     from .._sse import ServerSentEvent
@@ -244,39 +244,45 @@ class StreamParser:
         data = event.data
         if not data or data == "[DONE]":  # "[DONE]": a proxy that adds the OpenAI terminator
             return None
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            raise bad_response(self._provider.name, "a stream event is not JSON", data) from None
+        obj = load_event(self._provider.name, data)
         candidates = check_reply(self._provider, obj, None)
-        parts = Parts()
-        finish = None
-        if candidates:
-            parts = read_parts(self._provider, candidates[0], self._calls)
-            self._calls += len(parts.calls)
-            finish = finish_reason(candidates[0].get("finishReason"), self._calls > 0)
-            if finish is not None:
-                self._finished = True
-        usage = parse_usage(obj.get("usageMetadata"))
+        text = ""
+        reasoning = signature = finish = None
         deltas = None
-        if parts.calls:
-            first = self._calls - len(parts.calls)
-            deltas = tuple(
-                ToolCallDelta(index=first + i, id=call_id, name=name, arguments=args)
-                for i, (call_id, name, args) in enumerate(parts.calls)
-            )
-        text = "".join(parts.text)
-        reasoning = "".join(parts.reasoning) or None
-        if not (text or reasoning or deltas or finish or usage or parts.signature):
+        if candidates:
+            candidate = candidates[0]
+            parts = read_parts(self._provider, candidate, self._calls)
+            text = "".join(parts.text)
+            reasoning = "".join(parts.reasoning) or None
+            signature = parts.signature
+            if parts.calls:
+                first = self._calls
+                self._calls += len(parts.calls)
+                deltas = tuple(
+                    ToolCallDelta(index=first + i, id=call_id, name=name, arguments=args)
+                    for i, (call_id, name, args) in enumerate(parts.calls)
+                )
+            raw_finish = candidate.get("finishReason")
+            if raw_finish:
+                finish = finish_reason(raw_finish, self._calls > 0)
+                if finish is not None:
+                    self._finished = True
+        raw_usage = obj.get("usageMetadata")
+        usage = parse_usage(raw_usage) if raw_usage is not None else None
+        if not (text or reasoning or deltas or finish or usage or signature):
             return None
-        return StreamChunk(
-            text=text,
-            reasoning=reasoning,
-            tool_calls=deltas,
-            finish_reason=finish,
-            usage=usage,
-            id=obj.get("responseId"),
-            model=obj.get("modelVersion"),
-            reasoning_signature=parts.signature,
-            raw=obj,
+        response_id = obj.get("responseId")
+        model = obj.get("modelVersion")
+        return make_stream_chunk(
+            text,
+            reasoning,
+            deltas,
+            finish,
+            usage,
+            None,
+            None,
+            response_id if isinstance(response_id, str) else None,
+            model if isinstance(model, str) else None,
+            signature,
+            obj,
         )

@@ -31,7 +31,7 @@ from typing import Any
 from .._request import ChatRequest, WireRequest
 from .._types import ChatResponse, EmbeddingResponse, ModelInfo
 from ._base import ErrorInfo, Provider
-from ._common import bad_response
+from ._common import bad_response, model_entries, str_or_none, vector
 from ._gemini_request import build_body, model_path
 from ._gemini_response import (
     StreamParser,
@@ -106,8 +106,8 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
         finish_reason=finish_reason(candidate.get("finishReason"), bool(parts.calls)),
         usage=parse_usage(data.get("usageMetadata")),
         tool_calls=tool_calls(parts),
-        model=data.get("modelVersion"),
-        id=data.get("responseId"),
+        model=str_or_none(data.get("modelVersion")),
+        id=str_or_none(data.get("responseId")),
         request_id=request_id,
         reasoning="".join(parts.reasoning) or None,
         reasoning_signature=parts.signature,
@@ -143,12 +143,10 @@ def parse_embed(provider: Provider, data: Any, request_id: str | None) -> Embedd
         items = [data["embedding"]]
     else:
         raise bad_response(provider.name, "no 'embedding' or 'embeddings' in the reply", data)
-    try:
-        vectors = [list(item["values"]) for item in items]
-    except (KeyError, TypeError) as exc:
-        raise bad_response(provider.name, f"malformed embedding ({exc!r})", data) from None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise bad_response(provider.name, "an embedding is not an object with 'values'", data)
     return EmbeddingResponse(
-        vectors=vectors,
+        vectors=[vector(provider.name, item.get("values"), data) for item in items],
         usage=parse_usage(data.get("usageMetadata")),
         request_id=request_id,
         raw=data,
@@ -160,16 +158,12 @@ def build_models(provider: Provider) -> WireRequest:
 
 
 def parse_models(provider: Provider, data: Any) -> list[ModelInfo]:
-    items = data.get("models", []) if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise bad_response(provider.name, "no 'models' list in the models reply", data)
-    out = []
-    for item in items:
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str):
-            raise bad_response(provider.name, "a model entry has no 'name'", data)
-        out.append(ModelInfo(id=name.removeprefix("models/"), raw=item))
-    return out
+    if isinstance(data, dict) and "models" not in data:
+        return []  # a project with no models gets an empty object
+    return [
+        ModelInfo(id=name.removeprefix("models/"), raw=item)
+        for name, item in model_entries(provider.name, data, "models", "name")
+    ]
 
 
 def parse_error(provider: Provider, status_code: int, body: Any) -> ErrorInfo:
@@ -181,7 +175,8 @@ def parse_error(provider: Provider, status_code: int, body: Any) -> ErrorInfo:
     daily = any(
         "PerDay" in str(v.get("quotaId", ""))
         for d in details
-        for v in (d.get("violations") or [])
+        if isinstance(d.get("violations"), list)
+        for v in d["violations"]
         if isinstance(v, dict)
     )
     return ErrorInfo(

@@ -14,7 +14,6 @@ Usage is read from ``usage``, else ``x_groq.usage`` (Groq), else ``choices[0].us
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,27 +31,23 @@ from .._types import (
     make_stream_chunk,
 )
 from ._base import ErrorInfo, Provider
-from ._common import as_int, bad_response, error_message, make_tool_call
+from ._common import (
+    ERROR_TYPE_STATUS,
+    arguments_text,
+    as_int,
+    bad_response,
+    error_message,
+    load_event,
+    make_tool_call,
+    model_entries,
+    str_or_none,
+    vector,
+)
 
 if TYPE_CHECKING:
     from .._sse import ServerSentEvent
 
 request_id_header = "x-request-id"
-
-# Error `type`/`code` values that arrive inside a 200 stream, and the status they stand for.
-_STREAM_ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "rate_limit_error": 429,
-    "rate_limit_exceeded": 429,
-    "insufficient_quota": 429,
-    "overloaded_error": 529,
-    "overloaded": 529,
-    "server_error": 500,
-    "api_error": 500,
-}
 
 
 def auth_headers(provider: Provider, api_key: str | None) -> dict[str, str]:
@@ -179,11 +174,7 @@ def _raise_if_error(
         # "requests" and code "rate_limit_exceeded".
         names = [err.get(k) for k in ("type", "code", "status")] if isinstance(err, dict) else []
         status = next(
-            (
-                _STREAM_ERROR_STATUS[n]
-                for n in names
-                if isinstance(n, str) and n in _STREAM_ERROR_STATUS
-            ),
+            (ERROR_TYPE_STATUS[n] for n in names if isinstance(n, str) and n in ERROR_TYPE_STATUS),
             500,
         )
     raise make_status_error(
@@ -202,30 +193,46 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
     message = choice.get("message")
     if not isinstance(message, dict):
         raise bad_response(provider.name, "choices[0] has no 'message'", data)
-    tool_calls: tuple[ToolCall, ...] = ()
     raw_calls = message.get("tool_calls")
-    if raw_calls:
-        try:
-            tool_calls = tuple(
-                make_tool_call(c["id"], c["function"]["name"], c["function"].get("arguments") or "")
-                for c in raw_calls
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise bad_response(provider.name, f"malformed tool_calls ({exc!r})", data) from None
     content = message.get("content")
     return ChatResponse(
         text=content if isinstance(content, str) else "",
-        finish_reason=choice.get("finish_reason"),
+        finish_reason=str_or_none(choice.get("finish_reason")),
         usage=parse_usage(data.get("usage") or _groq_usage(data)),
-        tool_calls=tool_calls,
-        model=data.get("model"),
-        id=data.get("id"),
+        tool_calls=_tool_calls(provider, raw_calls, data) if raw_calls else (),
+        model=str_or_none(data.get("model")),
+        id=str_or_none(data.get("id")),
         request_id=request_id,
-        reasoning=message.get("reasoning_content") or message.get("reasoning"),
-        refusal=message.get("refusal"),
+        reasoning=_reasoning(message),
+        refusal=str_or_none(message.get("refusal")),
         provider=provider.name,
         raw=data,
     )
+
+
+def _reasoning(fields: dict[str, Any]) -> str | None:
+    """``reasoning_content`` (DeepSeek, Moonshot, Qwen...) or ``reasoning`` (vLLM, OpenRouter)."""
+    text = fields.get("reasoning_content") or fields.get("reasoning")
+    return text if isinstance(text, str) else None
+
+
+def _tool_calls(provider: Provider, calls: Any, data: Any) -> tuple[ToolCall, ...]:
+    """A message's complete tool calls. An id-less call is named ``call_<n>``, as a stream's
+    `final()` names it, so both give the same reply."""
+    if not isinstance(calls, list):
+        raise bad_response(provider.name, "'tool_calls' is not a list", data)
+    out = []
+    for position, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
+        if not isinstance(name, str) or arguments is None:
+            raise bad_response(provider.name, "a tool call has no function name or arguments", data)
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"call_{position}"
+        out.append(make_tool_call(call_id, name, arguments))
+    return tuple(out)
 
 
 class StreamParser:
@@ -248,23 +255,30 @@ class StreamParser:
             return None
         if not data:
             return None
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            raise bad_response(self._provider.name, "a stream event is not JSON", data) from None
-        if not isinstance(obj, dict):
-            raise bad_response(self._provider.name, "a stream event is not a JSON object", obj)
+        obj = load_event(self._provider.name, data)
         if "error" in obj or obj.get("object") == "error":
             _raise_if_error(self._provider, obj)
         choices = obj.get("choices")
         raw_usage = obj.get("usage")
-        if raw_usage is None:
+        if raw_usage is None and "x_groq" in obj:
             raw_usage = _groq_usage(obj)
+        chunk_id = obj.get("id")
+        model = obj.get("model")
         if not choices:
             if raw_usage is None:
                 return None  # e.g. Azure's prompt_filter_results chunk
-            return StreamChunk(
-                usage=parse_usage(raw_usage), id=obj.get("id"), model=obj.get("model"), raw=obj
+            return make_stream_chunk(
+                "",
+                None,
+                None,
+                None,
+                parse_usage(raw_usage),
+                None,
+                None,
+                chunk_id if isinstance(chunk_id, str) else None,
+                model if isinstance(model, str) else None,
+                None,
+                obj,
             )
         try:
             choice = choices[0]
@@ -274,47 +288,59 @@ class StreamParser:
                 raw_usage = choice.get("usage")  # Moonshot puts it here
             calls = delta.get("tool_calls")
             content = delta.get("content")
-            chunk = make_stream_chunk(  # the hot path: one per streamed event
-                content if isinstance(content, str) else "",
-                delta.get("reasoning_content") or delta.get("reasoning"),
-                _tool_deltas(calls) if calls else None,
-                finish,
-                parse_usage(raw_usage) if raw_usage is not None else None,
-                delta.get("role"),
-                delta.get("refusal"),
-                obj.get("id"),
-                obj.get("model"),
-                None,
-                obj,
-            )
+            role = delta.get("role")
+            refusal = delta.get("refusal")
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         except (AttributeError, KeyError, TypeError):  # e.g. a choice or delta that is no object
             raise bad_response(
                 self._provider.name, "a stream event has a malformed 'choices' entry", obj
             ) from None
-        if finish:
+        if not isinstance(finish, str):
+            finish = None
+        elif finish:
             self._finish_seen = True
-        return chunk
+        # The hot path: one chunk per streamed event, every field given positionally.
+        return make_stream_chunk(
+            content if isinstance(content, str) else "",
+            reasoning if isinstance(reasoning, str) else None,
+            self._tool_deltas(calls, obj) if calls else None,
+            finish,
+            parse_usage(raw_usage) if raw_usage is not None else None,
+            role if isinstance(role, str) else None,
+            refusal if isinstance(refusal, str) else None,
+            chunk_id if isinstance(chunk_id, str) else None,
+            model if isinstance(model, str) else None,
+            None,
+            obj,
+        )
+
+    def _tool_deltas(self, calls: Any, obj: Any) -> tuple[ToolCallDelta, ...]:
+        """Fragments are told apart by ``index``; a service that leaves it out sends each call
+        whole, so its position in the list stands in."""
+        if not isinstance(calls, list):
+            raise bad_response(self._provider.name, "'tool_calls' in a delta is not a list", obj)
+        out = []
+        for position, call in enumerate(calls):
+            fn = (call.get("function") or {}) if isinstance(call, dict) else None
+            arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
+            if fn is None or arguments is None:
+                raise bad_response(self._provider.name, "a tool-call delta is malformed", obj)
+            index = call.get("index")
+            out.append(
+                ToolCallDelta(
+                    index=index if type(index) is int else position,
+                    id=str_or_none(call.get("id")),
+                    name=str_or_none(fn.get("name")),
+                    arguments=arguments,
+                )
+            )
+        return tuple(out)
 
 
 def _groq_usage(obj: dict[str, Any]) -> Any:
     """Groq has sent a stream's usage in ``x_groq.usage`` on the last chunk."""
     extra = obj.get("x_groq")
     return extra.get("usage") if isinstance(extra, dict) else None
-
-
-def _tool_deltas(calls: list[dict[str, Any]]) -> tuple[ToolCallDelta, ...]:
-    out = []
-    for position, call in enumerate(calls):
-        fn = call.get("function") or {}
-        out.append(
-            ToolCallDelta(
-                index=call.get("index", position),
-                id=call.get("id"),
-                name=fn.get("name"),
-                arguments=fn.get("arguments") or "",
-            )
-        )
-    return tuple(out)
 
 
 def new_stream_parser(provider: Provider, request: ChatRequest) -> StreamParser:
@@ -331,16 +357,14 @@ def build_embed(
 
 
 def parse_embed(provider: Provider, data: Any, request_id: str | None) -> EmbeddingResponse:
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise bad_response(provider.name, "no 'data' list in the embeddings reply", data)
-    try:
-        items = sorted(data["data"], key=lambda item: item.get("index", 0))
-        vectors = [list(item["embedding"]) for item in items]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise bad_response(provider.name, f"malformed embedding ({exc!r})", data) from None
+    """Vectors in input order; ``encoding_format: "base64"`` (via `extra_body`) is decoded."""
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise bad_response(provider.name, "no 'data' list of objects in the embeddings reply", data)
+    ordered = sorted(items, key=lambda item: as_int(item.get("index")))
     return EmbeddingResponse(
-        vectors=vectors,
-        model=data.get("model"),
+        vectors=[vector(provider.name, item.get("embedding"), data) for item in ordered],
+        model=str_or_none(data.get("model")),
         usage=parse_usage(data.get("usage")),
         request_id=request_id,
         raw=data,
@@ -352,19 +376,14 @@ def build_models(provider: Provider) -> WireRequest:
 
 
 def parse_models(provider: Provider, data: Any) -> list[ModelInfo]:
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise bad_response(provider.name, "no 'data' list in the models reply", data)
     out = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            raise bad_response(provider.name, "a model entry has no 'id'", data)
+    for model_id, item in model_entries(provider.name, data, "data", "id"):
         created = item.get("created")
         out.append(
             ModelInfo(
-                id=item["id"],
-                owned_by=item.get("owned_by"),
-                created=created if isinstance(created, int) else None,
+                id=model_id,
+                owned_by=str_or_none(item.get("owned_by")),
+                created=created if type(created) is int else None,
                 raw=item,
             )
         )
