@@ -218,3 +218,34 @@ async def test_an_empty_rate_limit_does_not_slow_anything() -> None:
         for _ in range(5):
             await client.chat("Hello")
     assert handler.times == [0.0] * 5
+
+
+async def test_the_token_budget_is_corrected_by_the_usage_a_reply_reports() -> None:
+    """The estimate for "hi" is one token; the reply says it cost 120. The next request waits
+    for those 120 tokens to refill (600 per minute = 10 per second), not for one."""
+    body = {
+        **OK_BODY,
+        "usage": {"prompt_tokens": 20, "completion_tokens": 100, "total_tokens": 120},
+    }
+    times: list[float] = []
+    t0 = anyio.current_time()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        times.append(anyio.current_time() - t0)
+        return httpx.Response(200, json=body)
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        llmrelay.AsyncClient(
+            provider="openai",
+            api_key="sk-test",
+            model="m",
+            http_client=http,
+            rate_limit=RateLimit(tokens_per_minute=600),
+        ) as client,
+    ):
+        await client.chat("hi")
+        await client.chat("hi")
+    assert times[0] == 0
+    # 120 tokens spent from a bucket of 10: ~11 s until the next one-token request fits.
+    assert times[1] == pytest.approx(11.1, abs=0.2)

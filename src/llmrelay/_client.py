@@ -277,13 +277,15 @@ class AsyncClient:
         request = self._chat_request(messages, model, params, extra_body, extra_headers, False)
         p = self.provider
         wire = p.adapter.build_chat(p, request)
+        estimated = estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE) + (
+            max_tokens or 0
+        )
         data, request_id = await self._pipeline.request_json(
             wire,
             timeout=self._timeout(timeout),
             retry=self._retry_policy(max_retries),
             extra_headers=extra_headers,
-            estimated_tokens=estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
-            + (max_tokens or 0),
+            estimated_tokens=estimated,
         )
         try:
             reply = p.adapter.parse_chat(p, data, request_id)
@@ -291,6 +293,7 @@ class AsyncClient:
             self._scrub_error(exc)
             raise
         self._usage.record(reply.model or request.model, reply.usage)
+        self._pipeline.settle_tokens(estimated, reply.usage)
         return reply
 
     def stream(

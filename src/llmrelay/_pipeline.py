@@ -30,6 +30,7 @@ from ._exceptions import (
 )
 from ._request import WireRequest
 from ._transport import httpx_timeout, mapped_transport_errors
+from ._types import Usage
 from ._usage import UsageTotals
 from .providers._base import Provider
 
@@ -121,6 +122,11 @@ class Pipeline:
         self._request_id_header = provider.adapter.request_id_header
         self._rand = random.Random()
         self.usage = usage
+
+    def settle_tokens(self, estimated: int, usage: Usage | None) -> None:
+        """Correct the token budget with the count a reply reports (the estimate was a guess)."""
+        if self._limiter is not None and usage is not None and usage.total_tokens:
+            self._limiter.refund(estimated, usage.total_tokens)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self._base + path

@@ -402,6 +402,7 @@ class Reader:
             provider=self.provider.name,
         )
         self.pipeline.usage.record(self.model or self.request.model, self.usage)
+        self.pipeline.settle_tokens(self.estimated_tokens, self.usage)
         if self.on_complete is not None:
             await _call(self.on_complete, self.final)
 
