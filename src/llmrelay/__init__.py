@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._client import AsyncClient, ClientStateError
+from ._client import AsyncClient
 from ._config import RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
     APIConnectionError,
@@ -20,6 +20,7 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientStateError,
     ConfigError,
     ConflictError,
     InternalServerError,

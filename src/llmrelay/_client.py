@@ -5,29 +5,40 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 
 from . import _constants as C
 from ._config import RateLimit, RetryPolicy, Timeout
-from ._exceptions import ConfigError, LLMError
-from ._pipeline import Pipeline
-from ._request import ChatRequest, MessagesInput, build_params, estimate_tokens, normalize_messages
+from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
+from ._keymask import KeyMask
+from ._request import (
+    ChatRequest,
+    MessagesInput,
+    WireRequest,
+    build_params,
+    estimate_tokens,
+    normalize_messages,
+)
 from ._types import ChatResponse, EmbeddingResponse, ModelInfo
 from ._usage import Prices, UsageTotals
 from .providers import Provider, get_provider
+from .senders._httpx import build_sender
+from .stages._base import Call
+from .stages._compose import build_chain
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._stream import ChatStream
+    from .providers._base import StreamParser
 
-
-class ClientStateError(LLMError, RuntimeError):
-    """The client was used after it was closed, or from another event loop than its own."""
+__all__ = ["AsyncClient", "ClientStateError"]
 
 
 def _loop_identity() -> object:
@@ -116,25 +127,24 @@ class AsyncClient:
         all_headers.update(p.adapter.auth_headers(p, key))
         if headers:
             all_headers.update(headers)
-        self._owns_http = http_client is None
-        own_transport = None
-        if http_client is None:
-            own_transport = _default_transport(p)
-            http_client = httpx.AsyncClient(transport=own_transport, follow_redirects=False)
-        self._http = http_client
+        # Header names are case-insensitive: kept lowercase, so a caller's "Authorization" or
+        # "Idempotency-Key" replaces ours instead of being sent next to it.
+        self._headers = {k.lower(): v for k, v in all_headers.items()}
+        self._base = self.base_url.rstrip("/") + "/"
         self._usage = UsageTotals(prices)
-        self._pipeline = Pipeline(
-            http=self._http,
-            # Requests go straight to our transport unless env proxies apply (httpx mounts
-            # proxy transports for those, which only its own send() consults).
-            transport=None if _env_proxies() else own_transport,
+        self._mask = KeyMask(key)
+        self._sender = build_sender(provider=p, http_client=http_client)
+        self._chain = build_chain(
+            self._sender,
             provider=p,
-            base_url=self.base_url,
-            headers=all_headers,
-            api_key=key,
+            mask=self._mask,
+            usage=self._usage,
             max_concurrency=max_concurrency,
             rate_limit=rate_limit,
-            usage=self._usage,
+        )
+        adapter = p.adapter  # a plugin's adapter may leave out what it does not support
+        self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
+            adapter.parse_chat(p, data, request_id)
         )
         self._closed = False
         self._loop: object | None = None
@@ -172,10 +182,15 @@ class AsyncClient:
         """Close the connections this client opened (a passed-in `http_client` stays open)."""
         if self._closed:
             return
+        if self._loop is not None and _loop_identity() is not self._loop:
+            # Its connections belong to the other loop: closing them here would fail half-way
+            # and leave sockets open.
+            raise ClientStateError(
+                "this AsyncClient belongs to another event loop; close it from that loop"
+            )
         self._closed = True
-        if self._owns_http:
-            with anyio.CancelScope(shield=True):
-                await self._http.aclose()
+        with anyio.CancelScope(shield=True):
+            await self._sender.aclose()
 
     def _check(self) -> None:
         if self._closed:
@@ -214,12 +229,41 @@ class AsyncClient:
             self._retry_overrides[max_retries] = policy
         return policy
 
-    def _scrub_error(self, error: LLMError) -> None:
-        """Adapters quote the server (e.g. an error payload in a 200 body), which may echo the
-        key; they do not know it, so mask it here before the error reaches the caller."""
-        scrub = self._pipeline._scrub
-        error.message = scrub(error.message)
-        error.args = tuple(scrub(a) if isinstance(a, str) else a for a in error.args)
+    def _call(
+        self,
+        wire: WireRequest,
+        *,
+        parse: Callable[[Any, str | None], Any],
+        timeout: Timeout | float | None,
+        max_retries: int | None,
+        extra_headers: Mapping[str, str] | None = None,
+        estimated_tokens: int = 1,
+        model: str | None = None,
+        stream: bool = False,
+        new_parser: Callable[[], StreamParser] | None = None,
+    ) -> Call:
+        headers = dict(self._headers)
+        for more in (wire.headers, extra_headers):
+            if more:
+                headers.update({k.lower(): v for k, v in more.items()})
+        if wire.method != "GET":
+            # The same key on every attempt lets the server drop duplicates of a retried call.
+            headers.setdefault("idempotency-key", os.urandom(16).hex())
+        path = wire.path
+        return Call(
+            method=wire.method,
+            url=path if path.startswith(("http://", "https://")) else self._base + path,
+            headers=headers,
+            json=wire.json,
+            params=wire.params,
+            timeout=self._timeout(timeout),
+            retry=self._retry_policy(max_retries),
+            parse=parse,
+            stream=stream,
+            new_parser=new_parser,
+            estimated_tokens=estimated_tokens,
+            model=model,
+        )
 
     def _timeout(self, timeout: Timeout | float | None) -> Timeout:
         return self.timeout if timeout is None else Timeout.coerce(timeout)
@@ -276,24 +320,18 @@ class AsyncClient:
         )
         request = self._chat_request(messages, model, params, extra_body, extra_headers, False)
         p = self.provider
-        wire = p.adapter.build_chat(p, request)
-        estimated = estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE) + (
-            max_tokens or 0
-        )
-        data, request_id = await self._pipeline.request_json(
-            wire,
-            timeout=self._timeout(timeout),
-            retry=self._retry_policy(max_retries),
+        call = self._call(
+            p.adapter.build_chat(p, request),
+            parse=self._parse_chat,
+            timeout=timeout,
+            max_retries=max_retries,
             extra_headers=extra_headers,
-            estimated_tokens=estimated,
+            estimated_tokens=estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
+            + (max_tokens or 0),
+            model=request.model,
         )
-        try:
-            reply = p.adapter.parse_chat(p, data, request_id)
-        except LLMError as exc:
-            self._scrub_error(exc)
-            raise
+        reply: ChatResponse = (await self._chain.send(call)).value
         self._usage.record(reply.model or request.model, reply.usage)
-        self._pipeline.settle_tokens(estimated, reply.usage)
         return reply
 
     def stream(
@@ -341,14 +379,25 @@ class AsyncClient:
             seed=seed,
         )
         request = self._chat_request(messages, model, params, extra_body, extra_headers, True)
-        return ChatStream(
-            pipeline=self._pipeline,
-            provider=self.provider,
-            request=request,
-            timeout=self._timeout(timeout),
-            retry=self._retry_policy(max_retries),
+        p = self.provider
+        call = self._call(
+            p.adapter.build_chat(p, request),
+            parse=self._parse_chat,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
             estimated_tokens=estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
             + (max_tokens or 0),
+            model=request.model,
+            stream=True,
+            new_parser=partial(p.adapter.new_stream_parser, p, request),
+        )
+        return ChatStream(
+            chain=self._chain,
+            call=call,
+            provider=p.name,
+            mask=self._mask,
+            record=self._usage.record,
             on_text=on_text,
             on_chunk=on_chunk,
             on_complete=on_complete,
@@ -411,19 +460,27 @@ class AsyncClient:
             raise ConfigError("embed() takes a string or a non-empty list of strings")
         p = self.provider
         chosen = self._model(model)
-        wire = p.adapter.build_embed(p, chosen, texts, extra_body)
-        data, request_id = await self._pipeline.request_json(
-            wire,
-            timeout=self._timeout(timeout),
-            retry=self._retry_policy(max_retries),
+
+        def parse(data: Any, request_id: str | None) -> EmbeddingResponse:
+            result = p.adapter.parse_embed(p, data, request_id)
+            if len(result.vectors) != len(texts):  # a silent mismatch would misalign the rows
+                raise ResponseError(
+                    f"{p.name} returned {len(result.vectors)} embeddings for {len(texts)} inputs",
+                    provider=p.name,
+                    request_id=request_id,
+                )
+            return result
+
+        call = self._call(
+            p.adapter.build_embed(p, chosen, texts, extra_body),
+            parse=parse,
+            timeout=timeout,
+            max_retries=max_retries,
             extra_headers=extra_headers,
             estimated_tokens=sum(len(t) for t in texts) // C.CHARS_PER_TOKEN_ESTIMATE + 1,
+            model=chosen,
         )
-        try:
-            result = p.adapter.parse_embed(p, data, request_id)
-        except LLMError as exc:
-            self._scrub_error(exc)
-            raise
+        result: EmbeddingResponse = (await self._chain.send(call)).value
         self._usage.record(result.model or chosen, result.usage)
         return result
 
@@ -431,14 +488,14 @@ class AsyncClient:
         """The provider's model list."""
         self._check()
         p = self.provider
-        data, _ = await self._pipeline.request_json(
-            p.adapter.build_models(p), timeout=self._timeout(timeout), retry=self.retry
+        call = self._call(
+            p.adapter.build_models(p),
+            parse=lambda data, request_id: p.adapter.parse_models(p, data),
+            timeout=timeout,
+            max_retries=None,
         )
-        try:
-            return p.adapter.parse_models(p, data)
-        except LLMError as exc:
-            self._scrub_error(exc)
-            raise
+        models: list[ModelInfo] = (await self._chain.send(call)).value
+        return models
 
 
 def _preset(name: str) -> Provider:
@@ -453,23 +510,3 @@ def _first_env(names: Sequence[str]) -> str | None:
         if value:
             return value
     return None
-
-
-def _env_proxies() -> bool:
-    return any(
-        os.environ.get(name)
-        for name in (
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        )
-    )
-
-
-def _default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
-    from ._transport import SlotTransport
-
-    return provider.transport_factory() if provider.transport_factory else SlotTransport()

@@ -30,6 +30,12 @@ KEEPALIVE_EXPIRY = 30.0
 # Streaming: the largest single server-sent event we accept (bytes).
 MAX_SSE_EVENT_SIZE = 8 * 1024 * 1024
 
+# After a stream's terminator ([DONE], message_stop) the rest of the body is read, unparsed, for
+# at most this long and this much: a body that ends at once leaves its connection reusable, a
+# server that holds the connection open does not hold the stream with it.
+STREAM_DRAIN_SECONDS = 0.02
+STREAM_DRAIN_BYTES = 64 * 1024
+
 # Token estimate used by the rate limiter before a reply tells the real count.
 CHARS_PER_TOKEN_ESTIMATE = 4
 

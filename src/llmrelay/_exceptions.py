@@ -4,6 +4,7 @@
 
     LLMError
     ├── ConfigError                 bad arguments, missing key, unknown provider (nothing was sent)
+    ├── ClientStateError            a closed client, or one used from another event loop
     ├── APIConnectionError          could not connect, or the connection dropped before a response
     │   └── APITimeoutError
     ├── APIStatusError              the server answered with an error status
@@ -19,6 +20,7 @@ Messages name the provider, the status and the provider's own message; they neve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientStateError",
     "ConfigError",
     "ConflictError",
     "InternalServerError",
@@ -51,6 +54,10 @@ class LLMError(Exception):
 
 class ConfigError(LLMError, ValueError):
     """Bad arguments, a missing key or an unknown provider; raised before anything is sent."""
+
+
+class ClientStateError(LLMError, RuntimeError):
+    """The client was used after it was closed, or from another event loop than its own."""
 
 
 class APIConnectionError(LLMError):
@@ -78,9 +85,14 @@ class APIStatusError(LLMError):
         body: Any = None,
         retry_after: float | None = None,
         code: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.headers = headers  # the response's headers (None for an error event in a stream)
+        # The provider's own word on whether a retry can help, when its error body gives one
+        # (e.g. a spend limit: no); the retry rules weigh it after `x-should-retry`.
+        self.should_retry: bool | None = None
         self.provider = provider
         self.request_id = request_id
         self.body = body

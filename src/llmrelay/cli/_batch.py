@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from .._client import AsyncClient, _default_transport
+from .._client import AsyncClient
 from .._config import RateLimit
 from .._exceptions import (
     APIStatusError,
@@ -35,6 +35,7 @@ from .._exceptions import (
 )
 from .._profiles import Settings
 from ..providers import get_provider
+from ..senders._httpx import default_transport
 from ._batch_io import (
     BatchFileError,
     BatchItem,
@@ -133,7 +134,7 @@ async def run_job(
     stats.started = time.perf_counter()
     # The httpx client `AsyncClient` would build, with a tracker around its transport.
     provider = get_provider(settings.provider)
-    tracker = AttemptTracker(_default_transport(provider))
+    tracker = AttemptTracker(default_transport(provider))
     http = httpx.AsyncClient(transport=tracker, follow_redirects=False)
     kwargs = settings.client_kwargs(**(client_options or {}), provider=provider, http_client=http)
     async with http, AsyncClient(**kwargs) as client:

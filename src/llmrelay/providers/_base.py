@@ -57,6 +57,10 @@ class StreamParser(Protocol):
     `parse` returns `None` for events that carry nothing for the user (pings, keep-alives) and
     raises an `APIStatusError` subclass for an error event. `finished()` tells, at the end of
     the byte stream, whether the provider's proper end was seen (else the stream was cut).
+
+    A parser may also have a `done` attribute, True once the provider's terminal event was
+    parsed (OpenAI's ``data: [DONE]``, Anthropic's ``message_stop``): the stream then reads
+    nothing more and closes the connection, even if the server keeps it open.
     """
 
     def parse(self, event: ServerSentEvent) -> StreamChunk | None: ...

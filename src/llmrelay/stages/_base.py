@@ -1,0 +1,203 @@
+"""The stage contract: a `Call` goes down the chain, a `Reply` comes back up.
+
+A stage is any object with ``async def send(call: Call) -> Reply``. It may change the call
+(the retry stage sets its deadline), wait before passing it on (slot, rate limit), read the
+reply (the opener), or register what must happen when the reply is finished
+(`Reply.on_finish`): a non-streaming reply is finished before it leaves the opener, a stream
+when the consumer reads its end, fails, or closes it early. That one hook is how a slot is held
+for exactly as long as a stream stays open, and how a rate limit settles its token estimate with
+the usage the reply reports.
+
+Internal records are plain slotted classes: cheap to build once per call, and no dataclass
+import-time cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+if TYPE_CHECKING:
+    from .._config import RetryPolicy, Timeout
+    from .._deadline import StreamDeadline
+    from .._exceptions import LLMError
+    from .._sse import ServerSentEvent, SSEDecoder
+    from .._types import StreamChunk, Usage
+    from ..providers._base import StreamParser
+
+FinishListener = Callable[["Usage | None", "LLMError | None"], None]
+
+
+class Call:
+    """One logical request, as every stage sees it (the same object on every attempt).
+
+    `parse` turns the decoded JSON body of a success into the call's result (an adapter's
+    `parse_chat` bound to its provider); `new_parser` makes a stream's event parser.
+    """
+
+    __slots__ = (
+        "attempt",
+        "body_error",
+        "deadline",
+        "estimated_tokens",
+        "headers",
+        "json",
+        "method",
+        "model",
+        "new_parser",
+        "params",
+        "parse",
+        "request_id",
+        "retry",
+        "stream",
+        "timeout",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        json: Any,
+        params: Mapping[str, str] | None,
+        timeout: Timeout,
+        retry: RetryPolicy,
+        parse: Callable[[Any, str | None], Any],
+        stream: bool = False,
+        new_parser: Callable[[], StreamParser] | None = None,
+        estimated_tokens: int = 1,
+        model: str | None = None,
+    ) -> None:
+        self.method = method
+        self.model = model  # the model asked for (the reply may name a dated snapshot)
+        self.url = url
+        self.headers = headers
+        self.json = json
+        self.params = params
+        self.timeout = timeout
+        self.retry = retry
+        self.parse = parse
+        self.stream = stream
+        self.new_parser = new_parser
+        self.estimated_tokens = estimated_tokens
+        self.deadline: float | None = None  # the loop-clock time the whole call must end by
+        self.attempt = 0  # retries done so far
+        # The last failure that came from reading a stream's body before its first chunk
+        # (not from its status): the stream reports those as a `StreamError`.
+        self.body_error: LLMError | None = None
+        self.request_id: str | None = None  # the last attempt's, once a response arrived
+
+    def __repr__(self) -> str:
+        return f"<Call {self.method} {self.url} attempt={self.attempt + 1}>"
+
+
+class StreamHead:
+    """What the opener read of a stream before handing it over: the chunks up to the first
+    with content, the events that arrived with it (not parsed yet), and the reading state."""
+
+    __slots__ = ("chunks", "decoder", "ended", "guard", "leftover", "parser")
+
+    def __init__(
+        self,
+        *,
+        chunks: list[StreamChunk],
+        parser: StreamParser | None,
+        decoder: SSEDecoder | None,
+        leftover: list[ServerSentEvent],
+        ended: bool,
+        guard: StreamDeadline | None,
+    ) -> None:
+        self.chunks = chunks
+        self.parser = parser  # None for a whole JSON reply given to a stream request
+        self.decoder = decoder
+        self.leftover = leftover
+        self.ended = ended  # nothing more to read from the body
+        self.guard = guard
+
+
+class Reply:
+    """A response as it travels back up the chain.
+
+    The sender fills the transport facts (status, headers, `content` when read whole, `body`
+    while a stream is open, and which library errors reading `body` may raise); the opener sets
+    `value` (the parsed result, or a `StreamHead`); stages add finish listeners.
+    """
+
+    __slots__ = (
+        "_finished",
+        "_listeners",
+        "body",
+        "content",
+        "headers",
+        "request_id",
+        "status",
+        "value",
+    )
+
+    # Reading `body` may raise these (the sender's HTTP library errors); `map_error` turns one
+    # into the typed llmrelay error. Kept as data so the hot read loop needs no wrapper layer.
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        request_id: str | None,
+        content: bytes | None = None,
+        body: AsyncIterator[bytes] | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.request_id = request_id
+        self.content = content
+        self.body = body
+        self.value: Any = None
+        self._listeners: list[FinishListener] | None = []
+        self._finished: tuple[Usage | None, LLMError | None] | None = None
+
+    def map_error(self, exc: BaseException) -> LLMError:  # pragma: no cover - senders override
+        raise exc
+
+    async def read(self) -> bytes:
+        """The rest of the body, whole (`content` when it was already read)."""
+        if self.content is None:  # pragma: no cover - senders override for open bodies
+            raise RuntimeError("this reply has no body to read")
+        return self.content
+
+    async def _close_body(self) -> None:
+        """Give the connection back (senders override)."""
+
+    def on_finish(self, listener: FinishListener) -> None:
+        """Run `listener(usage, error)` once the reply is finished (now, if it already is)."""
+        if self._finished is not None:
+            listener(*self._finished)
+        else:
+            assert self._listeners is not None
+            self._listeners.append(listener)
+
+    def finish(self, usage: Usage | None = None, error: LLMError | None = None) -> None:
+        """Mark the reply finished (once): with the usage it reported, or the error it ended in."""
+        if self._finished is not None:
+            return
+        self._finished = (usage, error)
+        listeners, self._listeners = self._listeners, None
+        for listener in listeners or ():  # innermost stage first, as a stack unwinds
+            listener(usage, error)
+
+    async def aclose(self, usage: Usage | None = None, error: LLMError | None = None) -> None:
+        """Close the body (shielded: it runs in a cancelled task too), then finish."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._close_body()
+        finally:
+            self.finish(usage, error)
+
+
+class Stage(Protocol):
+    """One step of the pipeline."""
+
+    async def send(self, call: Call) -> Reply: ...
