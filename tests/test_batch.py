@@ -214,6 +214,25 @@ async def test_without_return_exceptions_a_config_error_is_raised_before_sending
     assert server.requests == []
 
 
+@pytest.mark.parametrize("method", ["batch", "as_completed"])
+async def test_a_misspelt_keyword_is_a_plain_type_error_before_sending(method: str) -> None:
+    server = Server()
+    async with client_for(server) as client:
+        with pytest.raises(TypeError) as info:
+            if method == "batch":
+                await client.batch(prompts(3), temprature=0.5)  # type: ignore[call-arg]
+            else:
+                async for _ in client.as_completed(prompts(3), temprature=0.5):  # type: ignore[call-arg]
+                    pass
+        assert str(info.value) == (
+            f"AsyncClient.{method}() got an unexpected keyword argument 'temprature'; "
+            "did you mean 'temperature'?"
+        )
+        assert type(info.value) is TypeError  # not an ExceptionGroup from the workers
+        assert await client.batch(prompts(2)) != []  # the client is unharmed
+    assert server.indices == Counter(range(2))
+
+
 async def test_batch_passes_call_arguments_to_every_request() -> None:
     server = Server()
     async with client_for(server) as client:

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -265,6 +266,57 @@ def test_bad_input_is_a_config_error_and_nothing_is_sent(key: str) -> None:
         with pytest.raises(llmrelay.ConfigError):
             client.embed([])
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("chat", lambda c: c.chat("hi", temprature=1)),
+        ("stream", lambda c: c.stream("hi", temprature=1)),
+        ("batch", lambda c: c.batch(["a", "b"], temprature=1)),
+        ("as_completed", lambda c: list(c.as_completed(["a", "b"], temprature=1))),
+        ("embed", lambda c: c.embed("hi", temprature=1)),
+        ("models", lambda c: c.models(temprature=1)),
+    ],
+)
+def test_a_misspelt_keyword_is_a_plain_type_error_and_nothing_is_sent(
+    key: str, method: str, call: Callable[[Client], object]
+) -> None:
+    fake = FakeOpenAI()
+    with make_client(fake) as client:
+        with pytest.raises(
+            TypeError, match=rf"^AsyncClient\.{method}\(\) got an unexpected"
+        ) as info:
+            call(client)
+        assert type(info.value) is TypeError  # not an ExceptionGroup from the batch workers
+        assert "temprature" in str(info.value)
+        assert fake.requests == []
+        assert client.chat("still works").text == "echo: still works"
+
+
+def test_a_misspelt_constructor_keyword_is_a_type_error_and_leaves_no_thread(key: str) -> None:
+    before = set(threading.enumerate())
+    with pytest.raises(TypeError, match="'modle'"):
+        Client(provider="openai", modle="gpt-4o")  # type: ignore[call-arg]
+    with Client(provider="mock") as client, pytest.raises(TypeError, match=r"'frobnicate'$"):
+        client.batch(["a"], frobnicate=True)  # type: ignore[call-arg]  # no close match, no hint
+    assert new_threads(before) == []
+
+
+def test_from_profile_builds_a_sync_client(tmp_path: Path) -> None:
+    (tmp_path / "llmrelay.toml").write_text(
+        '[profiles.work]\nprovider = "mock"\nmodel = "mock-echo-large"\nmax_concurrency = 3\n'
+    )
+    with Client.from_profile("work", cwd=tmp_path, environ={}, max_retries=0) as client:
+        assert isinstance(client, Client)
+        assert client.async_client.model == "mock-echo-large"
+        assert client.async_client.max_concurrency == 3
+        assert client.async_client.retry.max_retries == 0
+        assert client.chat("one two").text
+    before = set(threading.enumerate())
+    with pytest.raises(llmrelay.ConfigError, match="no profile named 'nosuch'"):
+        Client.from_profile("nosuch", cwd=tmp_path, environ={})
+    assert new_threads(before) == []
 
 
 def test_batch_with_return_exceptions(key: str) -> None:

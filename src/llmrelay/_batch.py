@@ -8,25 +8,65 @@ per input, nothing lost, nothing duplicated.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._exceptions import LLMError
+from ._request import MessagesInput
+from ._types import ChatResponse
 
-Call = Callable[..., Awaitable[Any]]
+if TYPE_CHECKING:
+    from ._config import Timeout
+
+Call = Callable[[MessagesInput], Awaitable[ChatResponse]]
+
+
+class ChatOptions(TypedDict, total=False):
+    """The keyword arguments of `AsyncClient.chat()` that `batch()` and `as_completed()` pass
+    on to every prompt: `**options: Unpack[ChatOptions]` types them for checkers.
+
+    A TypedDict rather than the parameters spelt out a third time: a signature would have to
+    repeat each name again to pass it on, where `partial(self.chat, **options)` passes them
+    all, and mypy checks every key and type here against `chat()`'s own signature.
+    """
+
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    stop: str | Sequence[str] | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: Any
+    response_format: Any
+    seed: int | None
+    extra_body: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
+    timeout: Timeout | float | None
+    max_retries: int | None
+
+
+def check_options(method: str, options: Mapping[str, object]) -> None:
+    """A misspelt keyword is a `TypeError` now, like any call's, not an error per prompt
+    raised from inside the worker task group (an `ExceptionGroup`) once sending has begun."""
+    unknown = sorted(options.keys() - ChatOptions.__optional_keys__)
+    if unknown:
+        from difflib import get_close_matches
+
+        close = get_close_matches(unknown[0], sorted(ChatOptions.__optional_keys__), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}{hint}")
 
 
 async def run_batch(
     call: Call,
-    prompts: Sequence[Any],
-    kwargs: Mapping[str, Any],
+    prompts: Sequence[MessagesInput],
     *,
     return_exceptions: bool,
     workers: int,
-) -> list[Any]:
-    results: list[Any] = [None] * len(prompts)
+) -> list[ChatResponse | LLMError]:
+    results: list[Any] = [None] * len(prompts)  # every slot is filled before it is returned
     next_index = 0
     first_error: list[BaseException] = []
 
@@ -36,7 +76,7 @@ async def run_batch(
             index = next_index
             next_index += 1
             try:
-                results[index] = await call(prompts[index], **kwargs)
+                results[index] = await call(prompts[index])
             except LLMError as exc:
                 if not return_exceptions:
                     first_error.append(exc)
@@ -54,22 +94,24 @@ async def run_batch(
 
 async def run_as_completed(
     call: Call,
-    prompts: Sequence[Any],
-    kwargs: Mapping[str, Any],
+    prompts: Sequence[MessagesInput],
     *,
     workers: int,
-) -> AsyncGenerator[tuple[int, Any], None]:
-    send, receive = anyio.create_memory_object_stream[tuple[int, Any]](max_buffer_size=workers)
+) -> AsyncGenerator[tuple[int, ChatResponse | LLMError], None]:
+    send, receive = anyio.create_memory_object_stream[tuple[int, ChatResponse | LLMError]](
+        max_buffer_size=workers
+    )
     next_index = 0
 
-    async def worker(out: MemoryObjectSendStream[tuple[int, Any]]) -> None:
+    async def worker(out: MemoryObjectSendStream[tuple[int, ChatResponse | LLMError]]) -> None:
         nonlocal next_index
         async with out:
             while next_index < len(prompts):
                 index = next_index
                 next_index += 1
+                outcome: ChatResponse | LLMError
                 try:
-                    outcome: Any = await call(prompts[index], **kwargs)
+                    outcome = await call(prompts[index])
                 except LLMError as exc:
                     outcome = exc
                 await out.send((index, outcome))

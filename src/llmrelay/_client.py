@@ -33,8 +33,11 @@ from .stages._base import Call
 from .stages._compose import build_chain
 
 if TYPE_CHECKING:
+    from typing import Unpack  # in 3.11's typing (PEP 646); checkers apply PEP 692 to **kwargs
+
     import httpx
 
+    from ._batch import ChatOptions
     from ._stream import ChatStream
     from .providers._base import StreamParser
 
@@ -409,36 +412,41 @@ class AsyncClient:
         prompts: Sequence[MessagesInput],
         *,
         return_exceptions: bool = False,
-        **kwargs: Any,
+        **options: Unpack[ChatOptions],
     ) -> list[Any]:
-        """`chat()` for each prompt, concurrently; results in input order.
+        """`chat()` for each prompt, concurrently; results in input order. `options` are
+        `chat()`'s keyword arguments (`model`, `temperature`...), the same for every prompt.
 
         With `return_exceptions=True` a failed prompt's slot holds its typed error, so there is
         exactly one outcome per input. Otherwise the first error cancels the rest and is raised.
         """
-        from ._batch import run_batch
+        from ._batch import check_options, run_batch
 
+        check_options("AsyncClient.batch", options)
         self._check()
         return await run_batch(
-            self.chat,
+            partial(self.chat, **options),
             prompts,
-            kwargs,
             return_exceptions=return_exceptions,
             workers=self.max_concurrency * 2,
         )
 
     async def as_completed(
-        self, prompts: Sequence[MessagesInput], **kwargs: Any
+        self, prompts: Sequence[MessagesInput], **options: Unpack[ChatOptions]
     ) -> AsyncGenerator[tuple[int, ChatResponse | LLMError], None]:
-        """Yield `(index, reply or typed error)` as each prompt finishes. Consume it fully, or
-        wrap it in `contextlib.aclosing(...)` when you may stop early."""
-        from ._batch import run_as_completed
+        """Yield `(index, reply or typed error)` as each prompt finishes; `options` as for
+        `batch()`. Consume it fully, or wrap it in `contextlib.aclosing(...)` when you may stop
+        early."""
+        from ._batch import check_options, run_as_completed
 
+        check_options("AsyncClient.as_completed", options)
         self._check()
         # Closed explicitly: left to the garbage collector, the inner generator would be
         # finalised in another task, and its task group (with workers still running) with it.
         async with aclosing(
-            run_as_completed(self.chat, prompts, kwargs, workers=self.max_concurrency * 2)
+            run_as_completed(
+                partial(self.chat, **options), prompts, workers=self.max_concurrency * 2
+            )
         ) as items:
             async for item in items:
                 yield item

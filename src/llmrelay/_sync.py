@@ -5,23 +5,55 @@ its own: whatever the async core does, this does.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, aclosing
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import AsyncClient, ClientStateError
 from ._exceptions import LLMError
-from ._request import MessagesInput
 from ._stream import ChatStream
 from ._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from ._usage import UsageTotals
+
+P = ParamSpec("P")
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+def _params_of(
+    source: Callable[Concatenate[Any, P], object],
+) -> Callable[[Callable[Concatenate[S, ...], R]], Callable[Concatenate[S, P], R]]:
+    """Give a facade method the parameters of the `AsyncClient` method it forwards to.
+
+    Why a ParamSpec: checkers then see every name, type, default and kind of the async method
+    (a misspelt `temprature=` is an error on `Client.chat` as on `AsyncClient.chat`), and the
+    async signature stays the only one written down. The alternatives are a second copy of each
+    list: spelt out here, or in a TypedDict per method for `**kwargs: Unpack[...]`. It is a
+    decorator rather than `chat = forward(AsyncClient.chat)` because mypy reads a decorated
+    `__init__`, but silently turns the whole class into `Any` for an assigned one.
+
+    At run time the facade method is unchanged apart from what `help()` and `inspect` show; a
+    wrong argument is the async method's own `TypeError`, raised when the portal calls it.
+    """
+
+    def apply(method: Callable[Concatenate[S, ...], R]) -> Callable[Concatenate[S, P], R]:
+        returns = method.__annotations__.get("return", inspect.Signature.empty)
+        method.__signature__ = inspect.signature(source).replace(  # type: ignore[attr-defined]
+            return_annotation=returns
+        )
+        if method.__doc__ is None:
+            method.__doc__ = source.__doc__
+        return method
+
+    return apply
 
 
 class SyncStream:
@@ -91,12 +123,28 @@ class Client:
             print(chunk.text, end="")
     """
 
-    def __init__(self, provider: Any = "openai", **kwargs: Any) -> None:
-        self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal("asyncio")
+    _portal_cm: AbstractContextManager[BlockingPortal]
+    _portal: BlockingPortal
+    _async: AsyncClient
+    _closed: bool
+
+    @_params_of(AsyncClient.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._start(partial(AsyncClient, *args, **kwargs))
+
+    @classmethod
+    def from_profile(cls, name: str | None = None, **overrides: Any) -> Client:
+        """A client from profile `name` of ``llmrelay.toml``, as `AsyncClient.from_profile`."""
+        client = cls.__new__(cls)
+        client._start(partial(AsyncClient.from_profile, name, **overrides))
+        return client
+
+    def _start(self, build: Callable[[], AsyncClient]) -> None:
+        self._portal_cm = start_blocking_portal("asyncio")
         self._portal = self._portal_cm.__enter__()
         try:
             # Built on the loop thread, so its connections belong to that loop.
-            self._async: AsyncClient = self._portal.call(partial(AsyncClient, provider, **kwargs))
+            self._async = self._portal.call(build)
         except BaseException:
             self._portal_cm.__exit__(None, None, None)
             raise
@@ -143,20 +191,24 @@ class Client:
             raise ClientStateError("this Client is closed; create a new one")
         return self._portal
 
-    def chat(self, messages: MessagesInput, **kwargs: Any) -> ChatResponse:
-        return self._open_portal().call(partial(self._async.chat, messages, **kwargs))
+    @_params_of(AsyncClient.chat)
+    def chat(self, *args: Any, **kwargs: Any) -> ChatResponse:
+        return self._open_portal().call(partial(self._async.chat, *args, **kwargs))
 
-    def stream(self, messages: MessagesInput, **kwargs: Any) -> SyncStream:
+    @_params_of(AsyncClient.stream)
+    def stream(self, *args: Any, **kwargs: Any) -> SyncStream:
         portal = self._open_portal()
-        stream = portal.call(partial(self._async.stream, messages, **kwargs))
+        stream = portal.call(partial(self._async.stream, *args, **kwargs))
         return SyncStream(portal, stream)
 
-    def batch(self, prompts: Sequence[MessagesInput], **kwargs: Any) -> list[Any]:
-        return self._open_portal().call(partial(self._async.batch, prompts, **kwargs))
+    @_params_of(AsyncClient.batch)
+    def batch(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._open_portal().call(partial(self._async.batch, *args, **kwargs))
 
+    @_params_of(AsyncClient.as_completed)
     def as_completed(
-        self, prompts: Sequence[MessagesInput], **kwargs: Any
-    ) -> Iterator[tuple[int, ChatResponse | LLMError]]:
+        self, *args: Any, **kwargs: Any
+    ) -> Generator[tuple[int, ChatResponse | LLMError], None, None]:
         # The async generator runs its workers in a task group, which must be entered and left
         # by one task: so one portal task drives it and hands outcomes over through a queue
         # (driving it with one portal call per item would use a new task each time).
@@ -166,7 +218,7 @@ class Client:
 
         async def pump() -> None:
             try:
-                async with aclosing(self._async.as_completed(prompts, **kwargs)) as items:
+                async with aclosing(self._async.as_completed(*args, **kwargs)) as items:
                     async for item in items:
                         outcomes.put(item)
             finally:
@@ -184,11 +236,13 @@ class Client:
             if not future.done():
                 future.cancel()  # stopped early: cancels the workers on the loop
 
-    def embed(self, inputs: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
-        return self._open_portal().call(partial(self._async.embed, inputs, **kwargs))
+    @_params_of(AsyncClient.embed)
+    def embed(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
+        return self._open_portal().call(partial(self._async.embed, *args, **kwargs))
 
-    def models(self, **kwargs: Any) -> list[ModelInfo]:
-        return self._open_portal().call(partial(self._async.models, **kwargs))
+    @_params_of(AsyncClient.models)
+    def models(self, *args: Any, **kwargs: Any) -> list[ModelInfo]:
+        return self._open_portal().call(partial(self._async.models, *args, **kwargs))
 
 
 def _close_at_exit(client: Client) -> None:

@@ -1,0 +1,183 @@
+"""What a type checker sees: the sync `Client` has the same typed parameters as `AsyncClient`, so a
+misspelt keyword is a checker error on either, and a correct program checks clean.
+
+One mypy run over two small snippet files (~5-10 s cold). The snippets are only type-checked,
+never run; every line that must fail carries an `# error: <text>` marker with a piece of the
+expected message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import llmrelay
+from llmrelay._batch import ChatOptions
+
+MISTAKES = """
+    import llmrelay
+
+
+    async def use_async(client: llmrelay.AsyncClient) -> None:
+        await client.chat("hi", temprature=1)  # error: "temprature" for "chat" of "AsyncClient"
+        await client.batch(["hi"], temprature=1)  # error: "temprature" for "batch"
+        await client.batch(["hi"], max_tokens="5")  # error: "max_tokens" to "batch"
+        async for _ in client.as_completed(["hi"], temprature=1):  # error: "temprature"
+            pass
+
+
+    def use_sync() -> None:
+        llmrelay.Client(provider="mock", temprature=1)  # error: "temprature" for "Client"
+        llmrelay.Client(provider="mock", max_concurrency="8")  # error: "max_concurrency"
+        client = llmrelay.Client(provider="mock")
+        client.chat("hi", temprature=1)  # error: "temprature" for "chat" of "Client"
+        client.chat("hi", temperature="hot")  # error: "temperature" to "chat" of "Client"
+        client.stream("hi", temprature=1)  # error: "temprature" for "stream" of "Client"
+        client.batch(["hi"], temprature=1)  # error: "temprature" for "batch" of "Client"
+        client.batch(["hi"], return_exception=True)  # error: "return_exception"
+        client.as_completed(["hi"], temprature=1)  # error: "temprature" for "as_completed"
+        client.embed(["hi"], temprature=1)  # error: "temprature" for "embed" of "Client"
+        client.models(temprature=1)  # error: "temprature" for "models" of "Client"
+"""
+
+CORRECT = """
+    from contextlib import closing
+    from typing import Any, assert_type
+
+    import llmrelay
+
+
+    async def use_async(client: llmrelay.AsyncClient) -> None:
+        reply = await client.chat("hi", model="m", temperature=0.5, max_tokens=10, seed=1)
+        assert_type(reply, llmrelay.ChatResponse)
+        results = await client.batch(["a", "b"], return_exceptions=True, temperature=0.2)
+        assert_type(results, list[Any])
+        async for index, outcome in client.as_completed(["a"], model="m", timeout=5.0):
+            assert_type(index, int)
+            assert_type(outcome, llmrelay.ChatResponse | llmrelay.LLMError)
+
+
+    def use_sync() -> None:
+        with llmrelay.Client("mock", model="m", timeout=30.0, max_retries=1) as client:
+            assert_type(client.chat("hi", temperature=0.5, stop=["x"]), llmrelay.ChatResponse)
+            with client.stream("hi", max_tokens=5, on_text=print) as stream:
+                assert_type(stream, llmrelay.SyncStream)
+                for chunk in stream:
+                    assert_type(chunk, llmrelay.StreamChunk)
+            assert_type(client.batch(["a"], return_exceptions=True, seed=3), list[Any])
+            with closing(client.as_completed(["a", "b"], extra_body={"x": 1})) as items:
+                for index, outcome in items:
+                    assert_type(index, int)
+                    assert_type(outcome, llmrelay.ChatResponse | llmrelay.LLMError)
+            assert_type(client.embed(["a"], model="e"), llmrelay.EmbeddingResponse)
+            assert_type(client.models(timeout=3), list[llmrelay.ModelInfo])
+        assert_type(llmrelay.Client.from_profile("work", model="m"), llmrelay.Client)
+"""
+
+
+def _expected_errors(source: str) -> dict[int, str]:
+    return {
+        number: line.split("# error: ", 1)[1]
+        for number, line in enumerate(source.splitlines(), start=1)
+        if "# error: " in line
+    }
+
+
+@pytest.fixture(scope="module")
+def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, str]]:
+    """One mypy run over both snippets: {file stem: {line: messages}}."""
+    pytest.importorskip("mypy")
+    work = tmp_path_factory.mktemp("typing")
+    for name, source in (("mistakes", MISTAKES), ("correct", CORRECT)):
+        (work / f"{name}.py").write_text(textwrap.dedent(source).lstrip("\n"))
+    (work / "mypy.ini").write_text("[mypy]\n")  # no project settings: the flags below only
+    env = dict(os.environ)
+    package_root = Path(llmrelay.__file__).parent.parent
+    if package_root.name not in ("site-packages", "dist-packages"):
+        # A source checkout (PYTHONPATH=src, an editable install): check this very copy.
+        env["MYPYPATH"] = str(package_root)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(work / "mypy.ini"),
+            "--cache-dir",
+            str(work / ".mypy_cache"),
+            "--strict",
+            "--python-version",
+            "3.11",
+            "--follow-imports",
+            "silent",  # the library's own errors are the main mypy job's business
+            "--no-error-summary",
+            "--show-error-codes",
+            "mistakes.py",
+            "correct.py",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    found: dict[str, dict[int, str]] = {"mistakes": {}, "correct": {}}
+    for line in result.stdout.splitlines():
+        match = re.match(r"(mistakes|correct)\.py:(\d+): error: (.*)", line)
+        if match:
+            stem, number, message = match.groups()
+            previous = found[stem].get(int(number), "")
+            found[stem][int(number)] = f"{previous} {message}".strip()
+    return found
+
+
+def test_mypy_reports_each_misspelt_or_mistyped_keyword(
+    mypy_output: dict[str, dict[int, str]],
+) -> None:
+    expected = _expected_errors(textwrap.dedent(MISTAKES).lstrip("\n"))
+    found = mypy_output["mistakes"]
+    assert sorted(found) == sorted(expected), found
+    for number, text in expected.items():
+        assert text in found[number], (number, found[number])
+
+
+def test_mypy_accepts_correct_use_of_both_clients(mypy_output: dict[str, dict[int, str]]) -> None:
+    assert mypy_output["correct"] == {}
+
+
+# -- one source of truth -----------------------------------------------------------------------
+
+
+def test_chat_options_are_exactly_the_keyword_parameters_of_chat() -> None:
+    """`batch()`/`as_completed()` take `**options: Unpack[ChatOptions]`: mypy checks that each
+    option is one of `chat()`'s; this checks that none of `chat()`'s is missing."""
+    params = inspect.signature(llmrelay.AsyncClient.chat).parameters
+    keyword_only = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert sorted(ChatOptions.__optional_keys__) == sorted(keyword_only)
+    assert ChatOptions.__required_keys__ == frozenset()
+
+
+@pytest.mark.parametrize(
+    "method", ["__init__", "chat", "stream", "batch", "as_completed", "embed", "models"]
+)
+def test_the_sync_client_shows_the_parameters_of_the_async_one(method: str) -> None:
+    sync = inspect.signature(getattr(llmrelay.Client, method))
+    async_ = inspect.signature(getattr(llmrelay.AsyncClient, method))
+    assert sync.parameters == async_.parameters
+    if method != "__init__":
+        assert getattr(llmrelay.Client, method).__doc__
+
+
+def test_help_shows_the_sync_return_types() -> None:
+    assert inspect.signature(llmrelay.Client.stream).return_annotation == "SyncStream"
+    assert inspect.signature(llmrelay.Client.chat).return_annotation == "ChatResponse"
+    assert not inspect.iscoroutinefunction(llmrelay.Client.batch)
