@@ -26,9 +26,10 @@ from ._exceptions import (
     ResponseError,
     StreamError,
 )
+from ._reasoning import ReasoningAssembler
 from ._sse import ServerSentEvent, SSEDecodeError, SSEDecoder
 from ._transport import HTTPX_ERRORS, transport_error
-from ._types import ChatResponse, StreamChunk, ToolCall, ToolCallDelta
+from ._types import ChatResponse, ReasoningBlock, StreamChunk, ToolCall, ToolCallDelta
 from .providers._common import make_tool_call
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class Reader:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.signature: str | None = None
+        self.thinking = ReasoningAssembler()  # the reasoning blocks, each with its signature
+        self.whole_blocks: tuple[ReasoningBlock, ...] | None = None  # of a whole JSON reply
         self.refusal: list[str] = []
         self.tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
         self.finish_reason: str | None = None
@@ -306,6 +309,7 @@ class Reader:
             reply = provider.adapter.parse_chat(provider, data, self.request_id)
         except LLMError as exc:
             raise await self._wrap(exc) from exc
+        self.whole_blocks = reply.reasoning_blocks  # one chunk cannot carry several blocks
         return _chunk_of(reply)
 
     async def _deliver(self, chunk: StreamChunk) -> None:
@@ -359,6 +363,8 @@ class Reader:
             self.reasoning.append(chunk.reasoning)
         if chunk.reasoning_signature:
             self.signature = chunk.reasoning_signature
+        if chunk.reasoning or chunk.reasoning_signature or chunk.reasoning_redacted:
+            self.thinking.add(chunk.reasoning, chunk.reasoning_signature, chunk.reasoning_redacted)
         if chunk.refusal:
             self.refusal.append(chunk.refusal)
         if chunk.tool_calls:
@@ -398,6 +404,9 @@ class Reader:
             request_id=self.request_id,
             reasoning="".join(self.reasoning) or None,
             reasoning_signature=self.signature,
+            reasoning_blocks=self.thinking.blocks()
+            if self.whole_blocks is None
+            else self.whole_blocks,
             refusal="".join(self.refusal) or None,
             provider=self.provider.name,
         )
