@@ -2,7 +2,8 @@
 
 No I/O and no provider knowledge: the same chunks always give the same reply, so that
 `stream.final() == chat()` for the same reply is tested per wire family without HTTP.
-Rules: text, reasoning and refusal deltas are joined in order; tool-call fragments are grouped
+Rules: text, reasoning and refusal deltas are joined in order; reasoning blocks follow
+`_reasoning.ReasoningAssembler` (a signature closes a block, a redacted piece is one); tool-call fragments are grouped
 by `index` (the first fragment with an id or name gives it; arguments are joined and parsed
 once, at the end); the last finish reason and the last usage win; id and model come from the
 first chunk that has them.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._reasoning import ReasoningAssembler
 from ._types import ChatResponse, StreamChunk, ToolCall, ToolCallDelta
 from .providers._common import make_tool_call
 
@@ -60,6 +62,7 @@ class ReplyAssembler:
         "refusal",
         "signature",
         "text",
+        "thinking",
         "tools",
         "usage",
     )
@@ -68,6 +71,7 @@ class ReplyAssembler:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.signature: str | None = None
+        self.thinking = ReasoningAssembler()  # the reasoning blocks, each with its signature
         self.refusal: list[str] = []
         self.tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
         self.finish_reason: str | None = None
@@ -87,6 +91,8 @@ class ReplyAssembler:
             self.reasoning.append(chunk.reasoning)
         if chunk.reasoning_signature:
             self.signature = chunk.reasoning_signature
+        if chunk.reasoning or chunk.reasoning_signature or chunk.reasoning_redacted:
+            self.thinking.add(chunk.reasoning, chunk.reasoning_signature, chunk.reasoning_redacted)
         if chunk.refusal:
             self.refusal.append(chunk.refusal)
         if chunk.tool_calls:
@@ -119,6 +125,7 @@ class ReplyAssembler:
             request_id=request_id,
             reasoning="".join(self.reasoning) or None,
             reasoning_signature=self.signature,
+            reasoning_blocks=self.thinking.blocks(),
             refusal="".join(self.refusal) or None,
             provider=provider,
         )

@@ -22,6 +22,7 @@ and, here, every read up to the last chunk (one timer per stream, see `_deadline
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 from collections.abc import AsyncGenerator, Callable
@@ -189,9 +190,14 @@ class _Run:
                     )
                     await self._fail(error)
                     raise error
-            final = self.final = self.assembler.reply(
-                request_id=reply.request_id, provider=self.name
-            )
+            if head.whole is not None:
+                final = self.final = dataclasses.replace(
+                    head.whole, request_id=reply.request_id, provider=self.name
+                )
+            else:
+                final = self.final = self.assembler.reply(
+                    request_id=reply.request_id, provider=self.name
+                )
             self.state = StreamState.COMPLETE
             if guard is not None:
                 guard.close()

@@ -43,10 +43,40 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReasoningBlock:
+    """One block of a reply's reasoning, kept apart so it can be sent back exactly as it came.
+
+    An Anthropic ``thinking`` block is `text` with its own `signature`; a ``redacted_thinking``
+    block is only its opaque `redacted` data (the encrypted reasoning, to send back untouched).
+    Providers without blocks give their whole reasoning as one block.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict that travels in a message dict (see `REASONING_BLOCKS_KEY`)."""
+        out: dict[str, Any] = {"text": self.text}
+        if self.signature is not None:
+            out["signature"] = self.signature
+        if self.redacted is not None:
+            out["redacted"] = self.redacted
+        return out
+
+
+# The message-dict key under which `Message.to_dict()` puts an assistant turn's reasoning
+# blocks (a list of `ReasoningBlock.to_dict()` dicts). Internal to llmrelay: the Anthropic
+# request builder reads it, every other wire family leaves it out.
+REASONING_BLOCKS_KEY = "reasoning_blocks"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One conversation turn. `content` is text or a list of parts (``{"type": "text", ...}``,
     ``{"type": "image_url", ...}``). Assistant turns may carry `tool_calls` and `reasoning`
-    (with `reasoning_signature`, which some providers need replayed); tool turns carry
+    (with `reasoning_signature`, which some providers need replayed) or, to replay a reply
+    exactly, its `reasoning_blocks` (`ChatResponse.message` fills all three); tool turns carry
     `tool_call_id`."""
 
     role: Role
@@ -56,6 +86,7 @@ class Message:
     tool_call_id: str | None = None
     reasoning: str | None = None
     reasoning_signature: str | None = None
+    reasoning_blocks: tuple[ReasoningBlock, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI-shaped dict llmrelay uses internally."""
@@ -70,6 +101,8 @@ class Message:
             out["reasoning_content"] = self.reasoning
         if self.reasoning_signature is not None:
             out["reasoning_signature"] = self.reasoning_signature
+        if self.reasoning_blocks:
+            out[REASONING_BLOCKS_KEY] = [block.to_dict() for block in self.reasoning_blocks]
         return out
 
 
@@ -87,7 +120,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatResponse:
-    """A complete reply: `text`, why it stopped, what it cost, and any tool calls."""
+    """A complete reply: `text`, why it stopped, what it cost, and any tool calls.
+
+    `reasoning` is all reasoning text joined and `reasoning_signature` the last signature;
+    `reasoning_blocks` keeps each block apart, in order, with its own signature (Anthropic
+    sends several, some redacted). A reply made with `reasoning` but no blocks gets that
+    reasoning as its one block, so streamed and whole replies compare equal.
+    """
 
     text: str
     finish_reason: str | None = None
@@ -98,9 +137,15 @@ class ChatResponse:
     request_id: str | None = None
     reasoning: str | None = None
     reasoning_signature: str | None = None
+    reasoning_blocks: tuple[ReasoningBlock, ...] = ()
     refusal: str | None = None
     provider: str | None = None
     raw: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.reasoning_blocks and (self.reasoning or self.reasoning_signature):
+            block = ReasoningBlock(text=self.reasoning or "", signature=self.reasoning_signature)
+            object.__setattr__(self, "reasoning_blocks", (block,))
 
     @property
     def message(self) -> Message:
@@ -111,13 +156,19 @@ class ChatResponse:
             tool_calls=self.tool_calls,
             reasoning=self.reasoning,
             reasoning_signature=self.reasoning_signature,
+            reasoning_blocks=self.reasoning_blocks,
         )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamChunk:
     """One streamed increment. `text` is the new text (may be ""); the other fields are `None`
-    unless this chunk carries them."""
+    unless this chunk carries them.
+
+    Reasoning arrives as `reasoning` text deltas, a `reasoning_signature` that closes the
+    current reasoning block, and `reasoning_redacted`, one whole redacted block (Anthropic's
+    ``redacted_thinking`` data).
+    """
 
     text: str = ""
     reasoning: str | None = None
@@ -130,6 +181,7 @@ class StreamChunk:
     model: str | None = None
     reasoning_signature: str | None = None
     raw: Any = field(default=None, repr=False, compare=False)
+    reasoning_redacted: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +221,7 @@ _new = object.__new__
     _set_model,
     _set_signature,
     _set_raw,
+    _set_redacted,
 ) = (StreamChunk.__dict__[name].__set__ for name in StreamChunk.__slots__)
 
 
@@ -184,6 +237,7 @@ assert StreamChunk.__slots__ == (
     "model",
     "reasoning_signature",
     "raw",
+    "reasoning_redacted",
 ), "make_stream_chunk must follow StreamChunk's fields"
 
 
@@ -199,8 +253,10 @@ def make_stream_chunk(
     model: str | None,
     reasoning_signature: str | None,
     raw: Any,
+    reasoning_redacted: str | None = None,
 ) -> StreamChunk:
-    """`StreamChunk(...)` with every field given positionally, about 2.5× faster."""
+    """`StreamChunk(...)` with every field given positionally, about 2.5× faster (the rarely
+    set `reasoning_redacted` last, with a default, so most call sites leave it out)."""
     chunk: StreamChunk = _new(StreamChunk)
     _set_text(chunk, text)
     _set_reasoning(chunk, reasoning)
@@ -213,4 +269,5 @@ def make_stream_chunk(
     _set_model(chunk, model)
     _set_signature(chunk, reasoning_signature)
     _set_raw(chunk, raw)
+    _set_redacted(chunk, reasoning_redacted)
     return chunk

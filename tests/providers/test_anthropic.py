@@ -118,6 +118,82 @@ def test_thinking_becomes_reasoning_with_its_signature() -> None:
     )
     assert (got.text, got.reasoning, got.reasoning_signature) == ("Done.", "Step one.", "SIG1")
     assert got.message.to_dict()["reasoning_signature"] == "SIG1"
+    assert got.reasoning_blocks == (
+        llmrelay.ReasoningBlock(text="Step one.", signature="SIG1"),
+        llmrelay.ReasoningBlock(redacted="opaque"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "blocks"),
+    [
+        # A signed block whose text was left out is still a block (its signature goes back).
+        (
+            [{"type": "thinking", "thinking": "", "signature": "S"}],
+            (llmrelay.ReasoningBlock(text="", signature="S"),),
+        ),
+        # Only redacted thinking: no reasoning text, no signature, one block.
+        (
+            [
+                {"type": "redacted_thinking", "data": "R1"},
+                {"type": "redacted_thinking", "data": "R2"},
+            ],
+            (llmrelay.ReasoningBlock(redacted="R1"), llmrelay.ReasoningBlock(redacted="R2")),
+        ),
+        # Unsigned text (not something Anthropic sends) stays one unsigned block before the
+        # redacted one, in order.
+        (
+            [{"type": "thinking", "thinking": "a"}, {"type": "redacted_thinking", "data": "R"}],
+            (llmrelay.ReasoningBlock(text="a"), llmrelay.ReasoningBlock(redacted="R")),
+        ),
+        ([{"type": "text", "text": "no thinking"}], ()),
+    ],
+    ids=["signature-only", "redacted-only", "unsigned-then-redacted", "none"],
+)
+def test_reasoning_blocks_in_order(content: list[dict[str, Any]], blocks: Any) -> None:
+    assert parse(reply(content=content)).reasoning_blocks == blocks
+
+
+@pytest.mark.parametrize("data", [None, "", 7])
+def test_a_redacted_thinking_block_without_data_is_a_response_error(data: Any) -> None:
+    with pytest.raises(ResponseError, match="redacted_thinking block has no 'data'"):
+        parse(reply(content=[{"type": "redacted_thinking", "data": data}]))
+
+
+async def test_an_anthropic_reply_replayed_to_an_openai_service_sends_no_internal_keys() -> None:
+    got = parse(
+        reply(
+            content=[
+                {"type": "thinking", "thinking": "Hmm.", "signature": "SIG"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "text", "text": "Hi!"},
+            ]
+        )
+    )
+    sent: list[dict[str, Any]] = []
+
+    def openai_server(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "id": "c1",
+                "model": "gpt-4o-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "ok"},
+                    }
+                ],
+            },
+        )
+
+    async with client_over(
+        openai_server, provider="openai", api_key="sk-x", model="gpt-4o-mini"
+    ) as client:
+        await client.chat([{"role": "user", "content": "Hi"}, got.message])
+    assert sent[0]["messages"][1] == {"role": "assistant", "content": "Hi!"}
 
 
 def test_a_reply_with_thinking_and_tool_calls_can_be_sent_back() -> None:

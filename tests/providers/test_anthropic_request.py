@@ -290,6 +290,72 @@ def test_thinking_with_its_signature_is_replayed_as_a_leading_block() -> None:
     assert unsigned["messages"][1] == {"role": "assistant", "content": "A"}
 
 
+def test_reasoning_blocks_are_replayed_in_order_each_with_its_signature() -> None:
+    turn = Message(
+        role="assistant",
+        content="Done.",
+        # The single-block fields are what a reader sees; the blocks are what goes back.
+        reasoning="onetwo",
+        reasoning_signature="S2",
+        reasoning_blocks=(
+            llmrelay.ReasoningBlock(text="one", signature="S1"),
+            llmrelay.ReasoningBlock(redacted="R"),
+            llmrelay.ReasoningBlock(text="", signature="S0"),
+            llmrelay.ReasoningBlock(text="unsigned"),  # Anthropic would reject it: left out
+            llmrelay.ReasoningBlock(text="two", signature="S2"),
+        ),
+    )
+    body = wire([Message(role="user", content="Q"), turn, Message(role="user", content="Q2")])
+    assert body["messages"][1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "one", "signature": "S1"},
+            {"type": "redacted_thinking", "data": "R"},
+            {"type": "thinking", "thinking": "", "signature": "S0"},
+            {"type": "thinking", "thinking": "two", "signature": "S2"},
+            {"type": "text", "text": "Done."},
+        ],
+    }
+
+
+def test_reasoning_blocks_written_as_dicts_are_replayed() -> None:
+    # What `Message.to_dict()` produces, so a conversation stored as JSON replays the same.
+    turn = Message(
+        role="assistant",
+        content="A",
+        reasoning_blocks=(
+            llmrelay.ReasoningBlock(redacted="R"),
+            llmrelay.ReasoningBlock(text="t", signature="S"),
+        ),
+    ).to_dict()
+    stored = json.loads(json.dumps(turn))
+    assert stored["reasoning_blocks"] == [
+        {"text": "", "redacted": "R"},
+        {"text": "t", "signature": "S"},
+    ]
+    body = wire([{"role": "user", "content": "Q"}, stored, {"role": "user", "content": "Q2"}])
+    assert body["messages"][1]["content"] == [
+        {"type": "redacted_thinking", "data": "R"},
+        {"type": "thinking", "thinking": "t", "signature": "S"},
+        {"type": "text", "text": "A"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "match"),
+    [
+        ("not a list", "must be a list"),
+        (["text"], "holds a str"),
+        ([{"text": 1, "signature": "S"}], "must be strings"),
+        ([{"text": "t", "signature": 5}], "must be strings"),
+    ],
+)
+def test_malformed_reasoning_blocks_are_a_config_error(blocks: Any, match: str) -> None:
+    turn = {"role": "assistant", "content": "A", "reasoning_blocks": blocks}
+    with pytest.raises(ConfigError, match=match):
+        wire([{"role": "user", "content": "Q"}, turn])
+
+
 def test_input_messages_are_not_modified() -> None:
     messages = [
         {"role": "system", "content": [{"type": "text", "text": "S"}]},

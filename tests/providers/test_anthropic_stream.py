@@ -14,7 +14,15 @@ import httpx
 import pytest
 
 import llmrelay
-from llmrelay import AsyncClient, StreamChunk, StreamError, ToolCallDelta, Usage
+from llmrelay import (
+    AsyncClient,
+    Message,
+    ReasoningBlock,
+    StreamChunk,
+    StreamError,
+    ToolCallDelta,
+    Usage,
+)
 from llmrelay._request import ChatRequest
 from llmrelay._sse import ServerSentEvent
 from llmrelay.mock import MockTransport
@@ -70,7 +78,7 @@ async def collect(
     return chunks, final, fake
 
 
-@pytest.mark.parametrize("name", ["text", "tool_use", "thinking"])
+@pytest.mark.parametrize("name", ["text", "tool_use", "thinking", "thinking_blocks"])
 async def test_the_streamed_reply_equals_the_plain_reply(name: str) -> None:
     fake = Recorded(name)
     async with fake.client() as client:
@@ -164,6 +172,111 @@ async def test_thinking_stream_gives_reasoning_and_its_signature() -> None:
     }
 
 
+# Two signed thinking blocks with a redacted one between them (`thinking_blocks.sse`/`.json`).
+FIRST_SIGNATURE = "EuYBCkQYAiJAg1tZfirstSignatureAAAA=="
+SECOND_SIGNATURE = "EuYBCkQYAiJAsecondSignatureBBBB=="
+REDACTED = (
+    "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj"
+)
+BLOCKS = (
+    ReasoningBlock(
+        text="The user wants the weather in Oslo and in Bergen.", signature=FIRST_SIGNATURE
+    ),
+    ReasoningBlock(redacted=REDACTED),
+    ReasoningBlock(text="One call per city.", signature=SECOND_SIGNATURE),
+)
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["stream", "chat"])
+async def test_several_thinking_blocks_are_kept_apart_and_replayed_exactly(
+    streamed: bool,
+) -> None:
+    fake = Recorded("thinking_blocks")
+    async with fake.client() as client:
+        if streamed:
+            async with client.stream("Weather in Oslo and Bergen?") as stream:
+                reply = await stream.final()
+        else:
+            reply = await client.chat("Weather in Oslo and Bergen?")
+        assert reply.reasoning_blocks == BLOCKS
+        # The single-block view is unchanged: all the text, the last signature.
+        assert reply.reasoning == (
+            "The user wants the weather in Oslo and in Bergen.One call per city."
+        )
+        assert reply.reasoning_signature == SECOND_SIGNATURE
+        assert reply.message.reasoning_blocks == BLOCKS
+        await client.chat(
+            [
+                Message(role="user", content="Weather in Oslo and Bergen?"),
+                reply.message,
+                Message(role="tool", tool_call_id="toolu_01Oslo", content="-3C"),
+            ]
+        )
+    sent = json.loads(fake.requests[-1].content)
+    assert sent["messages"] == [
+        {"role": "user", "content": "Weather in Oslo and Bergen?"},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "thinking",
+                    "thinking": "The user wants the weather in Oslo and in Bergen.",
+                    "signature": FIRST_SIGNATURE,
+                },
+                {"type": "redacted_thinking", "data": REDACTED},
+                {
+                    "type": "thinking",
+                    "thinking": "One call per city.",
+                    "signature": SECOND_SIGNATURE,
+                },
+                {"type": "text", "text": "Checking both."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_01Oslo",
+                    "name": "get_weather",
+                    "input": {"city": "Oslo"},
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_01Oslo", "content": "-3C"}],
+        },
+    ]
+
+
+async def test_a_redacted_block_streams_as_one_chunk_between_the_signatures() -> None:
+    chunks, _, _ = await collect("thinking_blocks")
+    pieces = [
+        (c.reasoning, c.reasoning_signature, c.reasoning_redacted)
+        for c in chunks
+        if c.reasoning or c.reasoning_signature or c.reasoning_redacted
+    ]
+    assert pieces == [
+        ("The user wants the weather in Oslo", None, None),
+        (" and in Bergen.", None, None),
+        (None, FIRST_SIGNATURE, None),
+        (None, None, REDACTED),
+        ("One call per city.", None, None),
+        (None, SECOND_SIGNATURE, None),
+    ]
+
+
+async def test_a_whole_json_reply_to_a_stream_request_keeps_its_blocks() -> None:
+    # A proxy that ignores `stream` answers with the whole message: the blocks stay exact.
+    reply = (FIXTURES / "thinking_blocks.json").read_bytes()
+
+    def whole(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=reply, headers={"content-type": "application/json"})
+
+    async with (
+        client_over(whole, provider="anthropic", api_key=KEY, model=MODEL) as client,
+        client.stream("Hi") as stream,
+    ):
+        final = await stream.final()
+    assert final.reasoning_blocks == BLOCKS
+
+
 async def test_an_error_event_raises_stream_error_caused_by_overloaded() -> None:
     fake = Recorded("error_overloaded")
     seen: list[str] = []
@@ -219,6 +332,32 @@ def test_pings_unknown_events_and_block_stops_carry_nothing() -> None:
     assert not p.finished()
     assert p.parse(event("message_stop")) is None
     assert p.finished()
+
+
+def test_done_turns_true_at_message_stop_and_later_events_are_ignored() -> None:
+    p = parser()
+    text = event("content_block_delta", index=0, delta={"type": "text_delta", "text": "hi"})
+    assert p.done is False
+    assert p.parse(text) is not None
+    assert p.done is False
+    assert p.parse(event("message_stop")) is None
+    assert p.done is True
+    # After the end nothing counts, not even an error event.
+    assert p.parse(text) is None
+    assert p.parse(event("error", error={"type": "overloaded_error", "message": "x"})) is None
+    assert p.done is True and p.finished()
+
+
+@pytest.mark.parametrize(
+    "block",
+    [{"type": "redacted_thinking"}, {"type": "redacted_thinking", "data": ""}],
+    ids=["missing", "empty"],
+)
+def test_a_redacted_thinking_block_without_data_is_a_response_error(
+    block: dict[str, Any],
+) -> None:
+    with pytest.raises(llmrelay.ResponseError, match="redacted_thinking block has no 'data'"):
+        parser().parse(event("content_block_start", index=0, content_block=block))
 
 
 def test_an_event_without_a_type_field_is_read_by_its_event_name() -> None:

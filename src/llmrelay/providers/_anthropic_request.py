@@ -6,9 +6,12 @@ The rules, in the order `build_body` applies them:
    ``system`` field: a string when it is one plain text, else text blocks.
 2. Consecutive turns of the same role are merged (Anthropic wants user/assistant to
    alternate); ``tool`` messages become ``tool_result`` blocks in a user turn.
-3. An assistant turn's ``tool_calls`` become ``tool_use`` blocks, and its
-   ``reasoning_content`` with ``reasoning_signature`` a leading ``thinking`` block (Anthropic
-   verifies the signature of replayed thinking, so unsigned reasoning is left out).
+3. An assistant turn's ``tool_calls`` become ``tool_use`` blocks. Its reasoning leads the turn:
+   the ``reasoning_blocks`` of a replayed reply (`Message.reasoning_blocks`) become its
+   ``thinking`` and ``redacted_thinking`` blocks, in order, each with its own signature; a turn
+   without them sends ``reasoning_content`` with ``reasoning_signature`` as one ``thinking``
+   block. Anthropic verifies the signature of replayed thinking, so unsigned reasoning is
+   left out.
 4. ``image_url`` parts become ``image`` blocks (``data:`` URLs as base64, http(s) URLs by URL);
    blocks already in Anthropic's shape (``image``, ``document``, …) pass through unchanged.
 5. ``max_tokens`` is required: the preset's ``default_max_tokens`` when the call gives none.
@@ -25,6 +28,7 @@ from typing import Any
 
 from .._exceptions import ConfigError
 from .._request import ChatRequest
+from .._types import REASONING_BLOCKS_KEY, ReasoningBlock
 from ._common import bad_tool_choice, data_url, forced_function, function_spec
 
 # Anthropic requires `max_tokens`; this is sent when the call gives none.
@@ -174,14 +178,47 @@ def _image(part: Mapping[str, Any], position: int) -> dict[str, Any]:
 
 def _assistant_blocks(msg: Mapping[str, Any], position: int) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    thinking = msg.get("reasoning_content")
-    signature = msg.get("reasoning_signature")
-    if isinstance(thinking, str) and thinking and isinstance(signature, str) and signature:
-        blocks.append({"type": "thinking", "thinking": thinking, "signature": signature})
+    replayed = msg.get(REASONING_BLOCKS_KEY)
+    if replayed:
+        blocks.extend(_thinking_blocks(replayed, position))
+    else:
+        thinking = msg.get("reasoning_content")
+        signature = msg.get("reasoning_signature")
+        if isinstance(thinking, str) and thinking and isinstance(signature, str) and signature:
+            blocks.append({"type": "thinking", "thinking": thinking, "signature": signature})
     blocks.extend(_blocks(msg.get("content"), position))
     for call in msg.get("tool_calls") or ():
         blocks.append(_tool_use(call, position))
     return blocks
+
+
+def _thinking_blocks(replayed: Any, position: int) -> list[dict[str, Any]]:
+    """``reasoning_blocks`` (`ReasoningBlock`s or their dicts) → ``thinking`` and
+    ``redacted_thinking`` blocks, in order; unsigned thinking is left out."""
+    if not isinstance(replayed, list | tuple):
+        raise ConfigError(f"messages[{position}].{REASONING_BLOCKS_KEY} must be a list")
+    out: list[dict[str, Any]] = []
+    for item in replayed:
+        if isinstance(item, ReasoningBlock):
+            text, signature, redacted = item.text, item.signature, item.redacted
+        elif isinstance(item, Mapping):
+            text = item.get("text", "")
+            signature, redacted = item.get("signature"), item.get("redacted")
+        else:
+            raise ConfigError(
+                f"messages[{position}].{REASONING_BLOCKS_KEY} holds a {type(item).__name__}; "
+                "expected ReasoningBlock or dict items"
+            )
+        if not all(isinstance(v, str | None) for v in (text, signature, redacted)):
+            raise ConfigError(
+                f"messages[{position}].{REASONING_BLOCKS_KEY}: text, signature and redacted "
+                "must be strings"
+            )
+        if redacted:
+            out.append({"type": "redacted_thinking", "data": redacted})
+        elif signature:
+            out.append({"type": "thinking", "thinking": text or "", "signature": signature})
+    return out
 
 
 def _tool_use(call: Any, position: int) -> dict[str, Any]:

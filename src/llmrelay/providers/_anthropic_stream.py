@@ -5,11 +5,11 @@ A streamed reply is a sequence of named events (see the Messages streaming docs)
 1. ``message_start`` carries the message id, model and the input-side usage;
 2. each content block is ``content_block_start`` → ``content_block_delta``… → ``content_block_stop``
    (deltas: ``text_delta``, ``input_json_delta``, ``thinking_delta``, ``signature_delta``,
-   ``citations_delta``);
+   ``citations_delta``); a ``redacted_thinking`` block comes whole in its start event;
 3. ``message_delta`` carries the stop reason and *cumulative* usage, then ``message_stop`` ends it.
 
 ``ping`` may come anywhere, ``error`` may follow the HTTP 200, and unknown event types are
-ignored. A stream that ends without ``message_stop`` was cut short.
+ignored. A stream that ends without ``message_stop`` was cut short; events after it are ignored.
 """
 
 from __future__ import annotations
@@ -97,13 +97,17 @@ class StreamParser:
     `ToolCallDelta.index`, so fragments of one call are joined, whatever other blocks
     (text, thinking) sit between them. The message id and model, sent once in
     ``message_start``, are repeated on the chunks that carry the role and the finish.
+
+    Thinking becomes `reasoning` deltas closed by the block's `reasoning_signature`; a
+    ``redacted_thinking`` block becomes one chunk with `reasoning_redacted` (see `_reasoning`).
+    `done` turns true at ``message_stop``; anything after it is ignored.
     """
 
-    __slots__ = ("_done", "_id", "_model", "_next_tool", "_provider", "_tool_index", "_usage")
+    __slots__ = ("_id", "_model", "_next_tool", "_provider", "_tool_index", "_usage", "done")
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
-        self._done = False
+        self.done = False
         self._tool_index: dict[int, int] = {}  # content block index -> tool-call index
         self._next_tool = 0
         self._usage: dict[str, Any] = {}
@@ -111,10 +115,10 @@ class StreamParser:
         self._model: str | None = None
 
     def finished(self) -> bool:
-        return self._done
+        return self.done
 
     def parse(self, event: ServerSentEvent) -> StreamChunk | None:
-        if not event.data:
+        if self.done or not event.data:
             return None
         obj = load_event(self._provider.name, event.data)
         kind = obj.get("type")
@@ -129,7 +133,7 @@ class StreamParser:
         if kind == "message_delta":
             return self._message_delta(obj)
         if kind == "message_stop":
-            self._done = True
+            self.done = True
             return None
         if kind == "error":
             raise_error_object(self._provider, obj, None)
@@ -207,7 +211,16 @@ class StreamParser:
             return make_stream_chunk(
                 "", thinking, None, None, None, None, None, None, None, signature, obj
             )
-        return None  # redacted_thinking, server tools, …: kept out of the unified reply
+        if kind == "redacted_thinking":
+            redacted = block.get("data")
+            if not isinstance(redacted, str) or not redacted:
+                raise bad_response(
+                    self._provider.name, "a redacted_thinking block has no 'data'", obj
+                )
+            return make_stream_chunk(
+                "", None, None, None, None, None, None, None, None, None, obj, redacted
+            )
+        return None  # server tools, …: kept out of the unified reply
 
     def _message_start(self, obj: dict[str, Any]) -> StreamChunk:
         message = obj.get("message")

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._exceptions import ConfigError
+from .._reasoning import ReasoningAssembler
 from .._request import ChatRequest, WireRequest
 from .._types import ChatResponse, EmbeddingResponse, ModelInfo, ToolCall
 from ._anthropic_request import ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_VERSION, build_body
@@ -144,6 +145,8 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
     texts: list[str] = []
     thinking: list[str] = []
     signature: str | None = None
+    # The same rules as a stream's chunks, so `chat()` and `stream().final()` agree.
+    blocks = ReasoningAssembler()
     calls: list[ToolCall] = []
     for block in content:
         if not isinstance(block, dict):
@@ -155,17 +158,25 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
                 raise bad_response(name, "a text block has no 'text'", data)
             texts.append(text)
         elif kind == "thinking":
-            if isinstance(block.get("thinking"), str):
-                thinking.append(block["thinking"])
-            if isinstance(block.get("signature"), str) and block["signature"]:
-                signature = block["signature"]
+            thought = str_or_none(block.get("thinking"))
+            signed = str_or_none(block.get("signature")) or None
+            if thought:
+                thinking.append(thought)
+            if signed:
+                signature = signed
+            blocks.add(thought, signed, None)
+        elif kind == "redacted_thinking":
+            redacted = block.get("data")
+            if not isinstance(redacted, str) or not redacted:
+                raise bad_response(name, "a redacted_thinking block has no 'data'", data)
+            blocks.add(None, None, redacted)
         elif kind == "tool_use":
             call_id, tool, arguments = block.get("id"), block.get("name"), block.get("input")
             if not isinstance(call_id, str) or not isinstance(tool, str):
                 raise bad_response(name, "a tool_use block has no 'id' or 'name'", data)
             text = json.dumps(arguments, ensure_ascii=False) if arguments else ""
             calls.append(make_tool_call(call_id, tool, text))
-        # redacted_thinking and server-tool blocks stay in `raw`.
+        # Server-tool blocks stay in `raw`.
     return ChatResponse(
         text="".join(texts),
         finish_reason=finish_reason(data.get("stop_reason")),
@@ -176,6 +187,7 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
         request_id=request_id,
         reasoning="".join(thinking) or None,
         reasoning_signature=signature,
+        reasoning_blocks=blocks.blocks(),
         provider=name,
         raw=data,
     )

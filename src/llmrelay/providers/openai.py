@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import make_status_error
 from .._request import ChatRequest, WireRequest
 from .._types import (
+    REASONING_BLOCKS_KEY,
     ChatResponse,
     EmbeddingResponse,
     ModelInfo,
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 
 request_id_header = "x-request-id"
 
+# Message keys llmrelay uses to replay reasoning to other families; never sent here.
+_REPLAY_ONLY = frozenset({"reasoning_signature", REASONING_BLOCKS_KEY})
+
 
 def auth_headers(provider: Provider, api_key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -63,7 +67,7 @@ def _wire_messages(provider: Provider, messages: list[dict[str, Any]]) -> list[d
     replay = options.get("replay_reasoning", False)
     out = messages
     for i, msg in enumerate(messages):
-        if "reasoning_content" in msg or "reasoning_signature" in msg:
+        if "reasoning_content" in msg or not _REPLAY_ONLY.isdisjoint(msg):
             if out is messages:
                 out = list(messages)
             out[i] = _clean_reasoning(msg, replay)
@@ -71,7 +75,7 @@ def _wire_messages(provider: Provider, messages: list[dict[str, Any]]) -> list[d
 
 
 def _clean_reasoning(msg: dict[str, Any], replay: bool) -> dict[str, Any]:
-    clean = {k: v for k, v in msg.items() if k != "reasoning_signature"}
+    clean = {k: v for k, v in msg.items() if k not in _REPLAY_ONLY}
     if not replay:
         clean.pop("reasoning_content", None)
     return clean

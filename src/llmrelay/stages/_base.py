@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .._deadline import StreamDeadline
     from .._exceptions import LLMError
     from .._sse import ServerSentEvent, SSEDecoder
-    from .._types import StreamChunk, Usage
+    from .._types import ChatResponse, StreamChunk, Usage
     from ..providers._base import StreamParser
 
 FinishListener = Callable[["Usage | None", "LLMError | None"], None]
@@ -99,7 +99,7 @@ class StreamHead:
     """What the opener read of a stream before handing it over: the chunks up to the first
     with content, the events that arrived with it (not parsed yet), and the reading state."""
 
-    __slots__ = ("chunks", "decoder", "ended", "guard", "leftover", "parser")
+    __slots__ = ("chunks", "decoder", "ended", "guard", "leftover", "parser", "whole")
 
     def __init__(
         self,
@@ -110,8 +110,12 @@ class StreamHead:
         leftover: list[ServerSentEvent],
         ended: bool,
         guard: StreamDeadline | None,
+        whole: ChatResponse | None = None,
     ) -> None:
         self.chunks = chunks
+        # A whole JSON reply given to a stream request: it is the final reply as it is (one
+        # chunk cannot carry everything a reply holds, e.g. several reasoning blocks).
+        self.whole = whole
         self.parser = parser  # None for a whole JSON reply given to a stream request
         self.decoder = decoder
         self.leftover = leftover

@@ -68,6 +68,7 @@ class ReplyOpener:
                     leftover=[],
                     ended=True,
                     guard=None,
+                    whole=whole,
                 )
             elif mime == "text/html":
                 raise ResponseError(
