@@ -1,4 +1,5 @@
-"""Many prompts through one pipeline: `batch()` (input order) and `as_completed()` (finish order).
+"""Many prompts through one pipeline: `batch()` (input order) and `as_completed()` (finish order),
+both on `run_pool`, which the CLI's batch uses too.
 
 A fixed set of worker tasks pulls prompts by index, so a batch of 100,000 prompts holds a few
 dozen tasks, not 100,000. Each worker writes its outcome into the prompt's own slot: one outcome
@@ -11,7 +12,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ._exceptions import LLMError
 from ._request import MessagesInput
@@ -59,6 +59,26 @@ def check_options(method: str, options: Mapping[str, object]) -> None:
         raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}{hint}")
 
 
+async def run_pool(count: int, work: Callable[[int], Awaitable[bool]], *, workers: int) -> None:
+    """Run `work(index)` for every index below `count`, in index order, on at most `workers`
+    tasks. A `work` that returns False stops the pool: the others are cancelled. The one worker
+    pool of the project: `batch()`, `as_completed()` and the CLI's batch run on it."""
+    next_index = 0
+    async with anyio.create_task_group() as tg:
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < count:
+                index = next_index
+                next_index += 1
+                if not await work(index):
+                    tg.cancel_scope.cancel()
+                    return
+
+        for _ in range(min(workers, count)):
+            tg.start_soon(worker)
+
+
 async def run_batch(
     call: Call,
     prompts: Sequence[MessagesInput],
@@ -67,26 +87,19 @@ async def run_batch(
     workers: int,
 ) -> list[ChatResponse | LLMError]:
     results: list[Any] = [None] * len(prompts)  # every slot is filled before it is returned
-    next_index = 0
-    first_error: list[BaseException] = []
+    first_error: list[LLMError] = []
 
-    async def worker(scope: anyio.CancelScope) -> None:
-        nonlocal next_index
-        while next_index < len(prompts):
-            index = next_index
-            next_index += 1
-            try:
-                results[index] = await call(prompts[index])
-            except LLMError as exc:
-                if not return_exceptions:
-                    first_error.append(exc)
-                    scope.cancel()
-                    return
-                results[index] = exc
+    async def work(index: int) -> bool:
+        try:
+            results[index] = await call(prompts[index])
+        except LLMError as exc:
+            if not return_exceptions:
+                first_error.append(exc)
+                return False
+            results[index] = exc
+        return True
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(workers, len(prompts))):
-            tg.start_soon(worker, tg.cancel_scope)
+    await run_pool(len(prompts), work, workers=workers)
     if first_error:
         raise first_error[0]
     return results
@@ -101,26 +114,22 @@ async def run_as_completed(
     send, receive = anyio.create_memory_object_stream[tuple[int, ChatResponse | LLMError]](
         max_buffer_size=workers
     )
-    next_index = 0
 
-    async def worker(out: MemoryObjectSendStream[tuple[int, ChatResponse | LLMError]]) -> None:
-        nonlocal next_index
-        async with out:
-            while next_index < len(prompts):
-                index = next_index
-                next_index += 1
-                outcome: ChatResponse | LLMError
-                try:
-                    outcome = await call(prompts[index])
-                except LLMError as exc:
-                    outcome = exc
-                await out.send((index, outcome))
+    async def work(index: int) -> bool:
+        outcome: ChatResponse | LLMError
+        try:
+            outcome = await call(prompts[index])
+        except LLMError as exc:
+            outcome = exc
+        await send.send((index, outcome))
+        return True
+
+    async def feed() -> None:
+        async with send:  # closed when the pool is done: the reader's loop then ends
+            await run_pool(len(prompts), work, workers=workers)
 
     async with anyio.create_task_group() as tg:
-        async with send:
-            for _ in range(min(workers, len(prompts))):
-                # Cloned here, not in the worker: the original is closed before workers start.
-                tg.start_soon(worker, send.clone())
+        tg.start_soon(feed)
         try:
             async with receive:
                 async for item in receive:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from ._batch import ChatOptions
     from ._stream import ChatStream
     from .providers._base import StreamParser
+    from .stages._base import Stage
+    from .stages._observe import AttemptObserver
 
 __all__ = ["AsyncClient", "ClientStateError"]
 
@@ -137,14 +139,8 @@ class AsyncClient:
         self._usage = UsageTotals(prices)
         self._mask = KeyMask(key)
         self._sender = build_sender(provider=p, http_client=http_client)
-        self._chain = build_chain(
-            self._sender,
-            provider=p,
-            mask=self._mask,
-            usage=self._usage,
-            max_concurrency=max_concurrency,
-            rate_limit=rate_limit,
-        )
+        self._rate_limit = rate_limit
+        self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
             adapter.parse_chat(p, data, request_id)
@@ -152,6 +148,22 @@ class AsyncClient:
         self._closed = False
         self._loop: object | None = None
         self._retry_overrides: dict[int, RetryPolicy] = {}
+
+    def _build_chain(self, observer: AttemptObserver | None = None) -> Stage:
+        return build_chain(
+            self._sender,
+            provider=self.provider,
+            mask=self._mask,
+            usage=self._usage,
+            max_concurrency=self.max_concurrency,
+            rate_limit=self._rate_limit,
+            observer=observer,
+        )
+
+    def _observe_attempts(self, observer: AttemptObserver) -> None:
+        """Tell `observer` about every attempt (used by the CLI's batch summary); only before
+        the first call, since it builds a new chain (with fresh concurrency slots)."""
+        self._chain = self._build_chain(observer)
 
     @classmethod
     def from_profile(cls, name: str | None = None, **overrides: Any) -> AsyncClient:

@@ -13,29 +13,27 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
-import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from .._batch import run_pool
 from .._client import AsyncClient
 from .._config import RateLimit
 from .._exceptions import (
+    APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     ConfigError,
     LLMError,
     PermissionDeniedError,
 )
 from .._profiles import Settings
-from ..providers import get_provider
-from ..senders._httpx import default_transport
+from ..stages._base import Call
 from ._batch_io import (
     BatchFileError,
     BatchItem,
@@ -60,59 +58,31 @@ from ._render import BatchStats, ProgressView, progress_bar, summary_table
 IDEMPOTENCY_HEADER = "idempotency-key"
 
 
-class AttemptTracker(httpx.AsyncBaseTransport):
-    """A transport wrapper that counts, for the summary, the attempts of each logical request
+class AttemptTracker:
+    """An attempt observer that counts, for the summary, the attempts of each logical request
     (by idempotency key, which stays the same across retries) and when its first one was sent,
-    the statuses the server answered, and the attempts that got no complete answer (timeouts,
-    dropped connections)."""
+    the statuses the server answered, and the attempts that got no answer (timeouts, dropped
+    connections)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
+    def __init__(self) -> None:
         self.attempts: Counter[str] = Counter()
         self.first_sent: dict[str, float] = {}
         self.statuses: Counter[int] = Counter()
         self.failures: Counter[str] = Counter()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers.get(IDEMPOTENCY_HEADER)
+    def attempt_started(self, call: Call) -> None:
+        key = call.headers.get(IDEMPOTENCY_HEADER)
         if key:
             self.attempts[key] += 1
             self.first_sent.setdefault(key, time.perf_counter())
-        with self._counting():
-            response = await self._inner.handle_async_request(request)
-        self.statuses[response.status_code] += 1
-        body = response.stream
-        assert isinstance(body, httpx.AsyncByteStream)
-        response.stream = _CountedBody(body, self)
-        return response
 
-    @contextmanager
-    def _counting(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException:
+    def attempt_ended(self, call: Call, status: int | None, error: LLMError | None) -> None:
+        if status is not None:
+            self.statuses[status] += 1
+        elif isinstance(error, APITimeoutError):
             self.failures["timeout"] += 1
-            raise
-        except httpx.TransportError:
+        elif isinstance(error, APIConnectionError):
             self.failures["connection error"] += 1
-            raise
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _CountedBody(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, tracker: AttemptTracker) -> None:
-        self._inner = inner
-        self._tracker = tracker
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with self._tracker._counting():
-            async for chunk in self._inner:
-                yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 async def run_job(
@@ -132,12 +102,10 @@ async def run_job(
     fail the same way); it is not written, so the next run sends that prompt again.
     """
     stats.started = time.perf_counter()
-    # The httpx client `AsyncClient` would build, with a tracker around its transport.
-    provider = get_provider(settings.provider)
-    tracker = AttemptTracker(default_transport(provider))
-    http = httpx.AsyncClient(transport=tracker, follow_redirects=False)
-    kwargs = settings.client_kwargs(**(client_options or {}), provider=provider, http_client=http)
-    async with http, AsyncClient(**kwargs) as client:
+    tracker = AttemptTracker()
+    kwargs = settings.client_kwargs(**(client_options or {}))
+    async with AsyncClient(**kwargs) as client:
+        client._observe_attempts(tracker)
         if client.model is None:
             missing = next((item for item in items if item.model is None), None)
             if missing is not None:
@@ -180,21 +148,16 @@ class _Job:
     async def run(
         self, items: list[BatchItem], writer: ResultWriter, stats: BatchStats, bar: ProgressView
     ) -> None:
-        pending = iter(items)
+        async def work(index: int) -> bool:
+            record = await self.one(items[index])
+            if record is None:
+                return False  # stops the whole run
+            writer.write(record)  # no await between the outcome and its flushed line
+            stats.add(record)
+            bar.advance()
+            return True
 
-        async def worker(scope: anyio.CancelScope) -> None:
-            for item in pending:  # one shared iterator: each item is taken once
-                record = await self.one(item)
-                if record is None:
-                    scope.cancel()
-                    return
-                writer.write(record)  # no await between the outcome and its flushed line
-                stats.add(record)
-                bar.advance()
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(len(items), self.client.max_concurrency * 2)):
-                tg.start_soon(worker, tg.cancel_scope)
+        await run_pool(len(items), work, workers=self.client.max_concurrency * 2)
 
     async def one(self, item: BatchItem) -> dict[str, Any] | None:
         """The result record of one item (`None` when the whole run must stop)."""

@@ -1,6 +1,7 @@
 """The one place a client's stage chain is built, outermost first:
 
-    retry → concurrency slot → rate limit (when configured) → reply opener → sender
+    retry → concurrency slot → rate limit (when configured) → reply opener
+          → attempt observer (when one is given) → sender
 
 Later stages (hooks, budget, fallback, shared limits) are added here, and nowhere else.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._observe import AttemptObserver, ObserveStage
 from ._opener import ReplyOpener
 from ._ratelimit import RateLimitStage
 from ._retry import RetryStage
@@ -30,8 +32,12 @@ def build_chain(
     usage: UsageTotals,
     max_concurrency: int,
     rate_limit: RateLimit | None,
+    observer: AttemptObserver | None = None,
 ) -> Stage:
-    stage: Stage = ReplyOpener(sender, provider=provider, mask=mask)
+    stage: Stage = sender
+    if observer is not None:
+        stage = ObserveStage(stage, observer=observer)
+    stage = ReplyOpener(stage, provider=provider, mask=mask)
     if rate_limit is not None:
         stage = RateLimitStage(stage, limit=rate_limit)
     stage = ConcurrencySlot(stage, limit=max_concurrency)
