@@ -118,16 +118,18 @@ class AsyncClient:
             all_headers.update(headers)
         self._owns_http = http_client is None
         own_transport = None
-        if http_client is None:
+        if http_client is None and p.transport_factory is None and _env_proxy_for(self.base_url):
+            http_client = _proxied_http_client(max_concurrency)
+        elif http_client is None:
             own_transport = _default_transport(p)
             http_client = httpx.AsyncClient(transport=own_transport, follow_redirects=False)
         self._http = http_client
         self._usage = UsageTotals(prices)
         self._pipeline = Pipeline(
             http=self._http,
-            # Requests go straight to our transport unless env proxies apply (httpx mounts
-            # proxy transports for those, which only its own send() consults).
-            transport=None if _env_proxies() else own_transport,
+            # Requests go straight to our transport; through httpx's send() when there is none
+            # (a given client, or env proxies: send() picks httpx's proxy transport per URL).
+            transport=own_transport,
             provider=p,
             base_url=self.base_url,
             headers=all_headers,
@@ -455,18 +457,36 @@ def _first_env(names: Sequence[str]) -> str | None:
     return None
 
 
-def _env_proxies() -> bool:
-    return any(
-        os.environ.get(name)
-        for name in (
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        )
+def _env_proxy_for(base_url: str) -> bool:
+    """Whether HTTP(S)_PROXY or ALL_PROXY (either case) names a proxy for `base_url` that
+    NO_PROXY does not exempt. urllib reads them as httpx does; otherwise our own pool is used."""
+    from urllib.request import getproxies, proxy_bypass
+
+    proxies = getproxies()
+    url = httpx.URL(base_url)
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass(f"{url.host}:{url.port}" if url.port else url.host)
+
+
+def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
+    """httpx's own pools, which mount the env proxies: it ignores them when given a transport.
+    Like our pool, it never makes a request wait for a connection (the semaphore bounds them)."""
+    from ._transport import default_ssl_context
+
+    limits = httpx.Limits(
+        max_connections=None,
+        max_keepalive_connections=max_concurrency,
+        keepalive_expiry=C.KEEPALIVE_EXPIRY,
     )
+    # httpx builds the proxy transports here: a SOCKS proxy without socksio installed, or an
+    # unknown scheme, fails now (its messages hide a password in the URL).
+    try:
+        return httpx.AsyncClient(
+            trust_env=True, verify=default_ssl_context(), limits=limits, follow_redirects=False
+        )
+    except (ImportError, ValueError, httpx.InvalidURL) as exc:
+        raise ConfigError(f"the proxy set in the environment cannot be used: {exc}") from exc
 
 
 def _default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
