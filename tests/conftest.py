@@ -14,11 +14,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's real keys or endpoints."""
+    """Tests never see the developer's real keys, endpoints or proxies (a proxy from the
+    environment would carry the loopback tests' requests)."""
     import os
 
+    proxies = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
     for name in list(os.environ):
-        if name.endswith(("_API_KEY", "_BASE_URL", "_AUTH_TOKEN", "_ENDPOINT")) or name.startswith(
-            "LLMRELAY_"
-        ):
+        provider_var = name.endswith(("_API_KEY", "_BASE_URL", "_AUTH_TOKEN", "_ENDPOINT"))
+        if provider_var or name.startswith("LLMRELAY_") or name.lower() in proxies:
             monkeypatch.delenv(name, raising=False)

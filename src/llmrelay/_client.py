@@ -138,7 +138,12 @@ class AsyncClient:
         self._base = self.base_url.rstrip("/") + "/"
         self._usage = UsageTotals(prices)
         self._mask = KeyMask(key)
-        self._sender = build_sender(provider=p, http_client=http_client)
+        self._sender = build_sender(
+            provider=p,
+            http_client=http_client,
+            base_url=self.base_url,
+            max_concurrency=max_concurrency,
+        )
         self._rate_limit = rate_limit
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -22,7 +21,7 @@ import httpx
 
 from .. import _constants as C
 from .._config import Timeout
-from .._exceptions import APIConnectionError, APITimeoutError, LLMError
+from .._exceptions import APIConnectionError, APITimeoutError, ConfigError, LLMError
 from ..stages._base import Call, Reply
 
 if TYPE_CHECKING:
@@ -195,23 +194,28 @@ def build_sender(
     *,
     provider: Provider,
     http_client: httpx.AsyncClient | None,
+    base_url: str,
+    max_concurrency: int,
 ) -> HttpxSender:
-    """The sender for a client: over the user's `http_client` as it is, or over a transport of
-    our own (the provider's, e.g. the mock's, or the connection pool)."""
+    """The sender for a client: over the user's `http_client` as it is; over httpx's own pools
+    when a proxy from the environment applies to `base_url` (httpx ignores those when given a
+    transport); else over a transport of our own (the provider's, e.g. the mock's, or the
+    connection pool), which requests reach without going through `httpx.AsyncClient.send`."""
     name, header = provider.name, provider.adapter.request_id_header
     if http_client is not None:
         return HttpxSender(
             provider=name, request_id_header=header, http=http_client, owns_http=False
         )
+    if provider.transport_factory is None and _env_proxy_for(base_url):
+        return HttpxSender(
+            provider=name, request_id_header=header, http=_proxied_http_client(max_concurrency)
+        )
     transport = default_transport(provider)
-    http = httpx.AsyncClient(transport=transport, follow_redirects=False)
-    # Requests go straight to our transport unless env proxies apply (httpx mounts proxy
-    # transports for those, which only its own send() consults).
     return HttpxSender(
         provider=name,
         request_id_header=header,
-        http=http,
-        transport=None if _env_proxies() else transport,
+        http=httpx.AsyncClient(transport=transport, follow_redirects=False),
+        transport=transport,
     )
 
 
@@ -224,18 +228,36 @@ def default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
     return SlotTransport()
 
 
-def _env_proxies() -> bool:
-    return any(
-        os.environ.get(name)
-        for name in (
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        )
+def _env_proxy_for(base_url: str) -> bool:
+    """Whether HTTP(S)_PROXY or ALL_PROXY (either case) names a proxy for `base_url` that
+    NO_PROXY does not exempt. urllib reads them as httpx does; otherwise our own pool is used."""
+    from urllib.request import getproxies, proxy_bypass
+
+    proxies = getproxies()
+    url = httpx.URL(base_url)
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass(f"{url.host}:{url.port}" if url.port else url.host)
+
+
+def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
+    """httpx's own pools, which mount the env proxies. Like our pool, it never makes a request
+    wait for a connection (the concurrency slots bound them)."""
+    from .._transport import default_ssl_context
+
+    limits = httpx.Limits(
+        max_connections=None,
+        max_keepalive_connections=max_concurrency,
+        keepalive_expiry=C.KEEPALIVE_EXPIRY,
     )
+    # httpx builds the proxy transports here: a SOCKS proxy without socksio installed, or an
+    # unknown scheme, fails now (its messages hide a password in the URL).
+    try:
+        return httpx.AsyncClient(
+            trust_env=True, verify=default_ssl_context(), limits=limits, follow_redirects=False
+        )
+    except (ImportError, ValueError, httpx.InvalidURL) as exc:
+        raise ConfigError(f"the proxy set in the environment cannot be used: {exc}") from exc
 
 
 def _body_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
