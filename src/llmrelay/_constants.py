@@ -24,7 +24,7 @@ RETRYABLE_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504, 529})
 # Concurrency.
 DEFAULT_MAX_CONCURRENCY = 16
 
-# Connections kept alive per concurrency slot, and how long an idle one lives.
+# How long an idle keep-alive connection of the pool lives (seconds).
 KEEPALIVE_EXPIRY = 30.0
 
 # Streaming: the largest single server-sent event we accept (bytes).
