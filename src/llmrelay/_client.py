@@ -27,7 +27,7 @@ from ._request import (
 )
 from ._types import ChatResponse, EmbeddingResponse, ModelInfo
 from ._usage import Prices, UsageTotals
-from .providers import Provider, get_provider
+from .providers import Provider
 from .senders._httpx import build_sender
 from .stages._base import Call
 from .stages._compose import build_chain
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._batch import ChatOptions
+    from ._settings import ClientConfig
     from ._stream import ChatStream
     from .providers._base import StreamParser
     from .stages._base import Stage
@@ -87,64 +88,73 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
     ) -> None:
+        # Loaded with the first client, so that `import llmrelay` stays quick.
+        from ._settings import resolve_config
+
+        self._setup(
+            resolve_config(
+                provider,
+                api_key=api_key,
+                base_url=base_url,
+                model=model,
+                timeout=timeout,
+                max_retries=max_retries,
+                retry=retry,
+                max_concurrency=max_concurrency,
+                rate_limit=rate_limit,
+                headers=headers,
+                prices=prices,
+            ),
+            http_client,
+        )
+
+    @classmethod
+    def from_profile(cls, name: str | None = None, **overrides: Any) -> AsyncClient:
+        """A client from profile `name` of ``llmrelay.toml`` (default: ``$LLMRELAY_PROFILE``,
+        then the file's ``default_profile``). Precedence: `overrides` (any `AsyncClient`
+        argument) > environment (``LLMRELAY_PROVIDER``, ``LLMRELAY_MODEL``, the preset's key
+        and URL variables) > the profile > the preset's defaults::
+
+            client = llmrelay.AsyncClient.from_profile("work", model="gpt-4o")
+        """
+        from ._settings import resolve_profile_config
+
+        http_client = overrides.pop("http_client", None)
+        return cls._from_config(resolve_profile_config(name, **overrides), http_client)
+
+    @classmethod
+    def _from_config(
+        cls, config: ClientConfig, http_client: httpx.AsyncClient | None = None
+    ) -> AsyncClient:
+        """A client for settings resolved already (by `from_profile` or the CLI)."""
+        client = cls.__new__(cls)
+        client._setup(config, http_client)
+        return client
+
+    def _setup(self, config: ClientConfig, http_client: httpx.AsyncClient | None) -> None:
+        """Build the client from its resolved settings: `__init__` and `_from_config` meet here,
+        and nothing below reads anything but `config`."""
         if os.environ.get("LLMRELAY_LOG"):
             from ._logging import configure_from_env
 
             configure_from_env()
-        self.provider = provider if isinstance(provider, Provider) else _preset(provider)
-        p = self.provider
-        self.model = model or p.default_model
-        self.timeout = Timeout.coerce(timeout)
-        if retry is not None and max_retries is not None:
-            raise ConfigError("give either max_retries or retry, not both")
-        self.retry = retry or RetryPolicy(
-            max_retries=C.DEFAULT_MAX_RETRIES if max_retries is None else max_retries
-        )
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency < 1
-        ):
-            raise ConfigError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        self.max_concurrency = max_concurrency
-        key = api_key if api_key is not None else _first_env(p.api_key_env)
-        if p.key_required and not key:
-            where = " or ".join(p.api_key_env) or "api_key="
-            raise ConfigError(
-                f"no API key for provider {p.name!r}: set {where} in the environment "
-                f"or pass api_key=... (provider='mock' needs no key)"
-            )
-        self.base_url = base_url or _first_env(p.base_url_env) or p.base_url
-        if not self.base_url:
-            where = " or ".join(p.base_url_env) or "base_url="
-            raise ConfigError(
-                f"no base URL for provider {p.name!r}: set {where} in the environment "
-                f"or pass base_url=..."
-            )
-        if self.base_url != p.base_url:  # adapters read the URL their paths are joined to
-            self.provider = p = dataclasses.replace(p, base_url=self.base_url)
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"base_url must start with http:// or https://, got {self.base_url!r}"
-            )
-        all_headers = {"user-agent": "llmrelay/0.1", "accept-encoding": "gzip, deflate"}
-        all_headers.update(p.default_headers)
-        all_headers.update(p.adapter.auth_headers(p, key))
-        if headers:
-            all_headers.update(headers)
-        # Header names are case-insensitive: kept lowercase, so a caller's "Authorization" or
-        # "Idempotency-Key" replaces ours instead of being sent next to it.
-        self._headers = {k.lower(): v for k, v in all_headers.items()}
-        self._base = self.base_url.rstrip("/") + "/"
-        self._usage = UsageTotals(prices)
-        self._mask = KeyMask(key)
+        self._config = config
+        self.provider = p = config.provider
+        self.model = config.model
+        self.timeout = config.timeout
+        self.retry = config.retry
+        self.max_concurrency = config.max_concurrency
+        self.base_url = config.base_url
+        self._headers = dict(config.headers)  # lowercase names: a caller's replace ours
+        self._base = config.base_url.rstrip("/") + "/"
+        self._usage = UsageTotals(config.prices)
+        self._mask = KeyMask(config.api_key)
         self._sender = build_sender(
             provider=p,
             http_client=http_client,
-            base_url=self.base_url,
-            max_concurrency=max_concurrency,
+            proxy=config.proxy,
+            max_concurrency=config.max_concurrency,
         )
-        self._rate_limit = rate_limit
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
@@ -161,7 +171,7 @@ class AsyncClient:
             mask=self._mask,
             usage=self._usage,
             max_concurrency=self.max_concurrency,
-            rate_limit=self._rate_limit,
+            rate_limit=self._config.rate_limit,
             observer=observer,
         )
 
@@ -169,14 +179,6 @@ class AsyncClient:
         """Tell `observer` about every attempt (used by the CLI's batch summary); only before
         the first call, since it builds a new chain (with fresh concurrency slots)."""
         self._chain = self._build_chain(observer)
-
-    @classmethod
-    def from_profile(cls, name: str | None = None, **overrides: Any) -> AsyncClient:
-        """A client from profile `name` of ``llmrelay.toml`` (default: its ``default_profile``).
-        Precedence: `overrides` > environment > the file > defaults."""
-        from ._profiles import client_kwargs_from_profile
-
-        return cls(**client_kwargs_from_profile(name, **overrides))
 
     def __repr__(self) -> str:
         return (
@@ -521,17 +523,3 @@ class AsyncClient:
         )
         models: list[ModelInfo] = (await self._chain.send(call)).value
         return models
-
-
-def _preset(name: str) -> Provider:
-    if not isinstance(name, str):
-        raise ConfigError(f"provider must be a preset name or a Provider, got {name!r}")
-    return get_provider(name)
-
-
-def _first_env(names: Sequence[str]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None

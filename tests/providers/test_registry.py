@@ -22,6 +22,7 @@ from llmrelay._request import ChatRequest
 from llmrelay.mock import MockTransport
 from llmrelay.providers import (
     ENTRY_POINT_GROUP,
+    _plugin_entries,
     get_provider,
     make_status_error,
     plugin_names,
@@ -46,6 +47,8 @@ def plugins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callabl
         return EntryPoints(entries).select(**selection)
 
     monkeypatch.setattr("importlib.metadata.entry_points", fake_entry_points)
+    # The registry looks for entry points once per process: make it look at these instead.
+    _plugin_entries.cache_clear()
 
     def install(name: str, value: str, source: str | None = None) -> None:
         if source is not None:
@@ -55,6 +58,7 @@ def plugins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callabl
         entries.append(EntryPoint(name=name, value=value, group=GROUP))
 
     yield install
+    _plugin_entries.cache_clear()
     for module in written:
         sys.modules.pop(module, None)
 

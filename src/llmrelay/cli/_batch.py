@@ -32,7 +32,7 @@ from .._exceptions import (
     LLMError,
     PermissionDeniedError,
 )
-from .._profiles import Settings
+from .._settings import ClientConfig
 from ..stages._base import Call
 from ._batch_io import (
     BatchFileError,
@@ -86,14 +86,13 @@ class AttemptTracker:
 
 
 async def run_job(
-    settings: Settings,
+    config: ClientConfig,
     items: list[BatchItem],
     output: Path,
     stats: BatchStats,
     *,
     show_progress: bool,
     run_token: str | None = None,
-    client_options: dict[str, Any] | None = None,
     console: Console | None = None,
 ) -> BatchStats:
     """Send `items`, appending one result line per item to `output` as each finishes.
@@ -103,8 +102,7 @@ async def run_job(
     """
     stats.started = time.perf_counter()
     tracker = AttemptTracker()
-    kwargs = settings.client_kwargs(**(client_options or {}))
-    async with AsyncClient(**kwargs) as client:
+    async with AsyncClient._from_config(config) as client:
         client._observe_attempts(tracker)
         if client.model is None:
             missing = next((item for item in items if item.model is None), None)
@@ -298,7 +296,6 @@ def batch(
         console.print(f"{shown}: removed {existing.removed_failed} failed results to send again")
     pending = [item for item in items if item.key not in existing.done]
     rate = RateLimit(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
-    settings = state.settings(rate_limit=rate, prices=prices or None)
     stats = BatchStats(
         in_file=len(items), already_done=len(items) - len(pending), to_send=len(pending)
     )
@@ -310,9 +307,10 @@ def batch(
                 f"{stats.already_done} of {len(items)} prompts have results in {shown} "
                 f"already; sending the other {len(pending)}"
             )
+        config = state.config(rate_limit=rate, prices=prices or None)
         stopped: CLIError | None = None
         try:
-            run(_run, settings, pending, output, stats, not no_progress)
+            run(_run, config, pending, output, stats, not no_progress)
         except KeyboardInterrupt:
             stats.interrupted = True
         except BatchFileError as exc:  # the results file cannot be written: nothing was sent
@@ -349,6 +347,6 @@ def _check_outcomes(items: list[BatchItem], output: Path, *, failed_now: int) ->
 
 
 async def _run(
-    settings: Settings, items: list[BatchItem], output: Path, stats: BatchStats, progress: bool
+    config: ClientConfig, items: list[BatchItem], output: Path, stats: BatchStats, progress: bool
 ) -> None:
-    await run_job(settings, items, output, stats, show_progress=progress)
+    await run_job(config, items, output, stats, show_progress=progress)

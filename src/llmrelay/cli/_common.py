@@ -15,7 +15,7 @@ from rich.console import Console
 from .._client import AsyncClient
 from .._exceptions import APIConnectionError, ConfigError, LLMError
 from .._logging import configure, configure_from_env, redact_url
-from .._profiles import Settings, resolve_settings
+from .._settings import ClientConfig, resolve_profile_config
 from .._stream import ChatStream
 from .._types import ChatResponse
 
@@ -94,7 +94,9 @@ class State:
         setup_logging(state.options.verbose)
         return state
 
-    def settings(self, **explicit: Any) -> Settings:
+    def config(self, **explicit: Any) -> ClientConfig:
+        """The client settings: these options (and a command's own `explicit` ones) over the
+        environment, the profile and the preset, resolved as `AsyncClient.from_profile` does."""
         o = self.options
         given: dict[str, Any] = {
             "provider": o.provider,
@@ -103,12 +105,12 @@ class State:
             "max_concurrency": o.max_concurrency,
             "timeout": o.timeout,
             "max_retries": o.max_retries,
+            **explicit,
         }
-        given.update({k: v for k, v in explicit.items() if v is not None})
-        return resolve_settings(o.profile, config_path=o.config, **given)
+        return resolve_profile_config(o.profile, config_path=o.config, **given)
 
     def client(self) -> AsyncClient:
-        client = AsyncClient(**self.settings().client_kwargs())
+        client = AsyncClient._from_config(self.config())
         self.base_url = client.base_url
         return client
 

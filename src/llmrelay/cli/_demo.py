@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from .._client import AsyncClient
 from .._config import RetryPolicy, Timeout
-from .._profiles import Settings
+from .._settings import ClientConfig, resolve_config
 from ._batch import run_job
 from ._batch_io import read_prompts, recorded_outcomes
 from ._common import (
@@ -44,17 +44,20 @@ STREAM_PROMPT = (
 )
 
 
-def demo_settings(url: str, concurrency: int) -> Settings:
+def demo_config(url: str, concurrency: int, retry: RetryPolicy | None = None) -> ClientConfig:
     """The client the demo uses: the real ``openai`` preset pointed at the mock server, with
-    a read timeout shorter than the injected stalls (so they time out and are retried)."""
-    return Settings(
-        provider="openai",
+    a read timeout shorter than the injected stalls (so they time out and are retried). No
+    environment: nothing of the user's setup changes what the demo does."""
+    return resolve_config(
+        "openai",
         base_url=f"{url}/v1",
         api_key=DEMO_KEY,
         model="mock-echo",
         timeout=Timeout(connect=2.0, read=0.5, total=60.0),
+        retry=retry,
         max_concurrency=concurrency,
         prices={"mock-echo": (0.0, 0.0)},  # the mock is free, and the summary says so
+        environ={},
     )
 
 
@@ -133,15 +136,15 @@ def demo(
             f"{fault_rate:.0%} of requests fail with 429 + Retry-After, 500, 503 or a stall "
             f"(seed {seed})"
         )
-        settings = demo_settings(url, concurrency)
-        run(_conversation, settings, out)
+        run(_conversation, demo_config(url, concurrency), out)
         prompts, results = folder / "prompts.jsonl", folder / "results.jsonl"
         write_demo_prompts(prompts, count)
         results.unlink(missing_ok=True)
         items = read_prompts(prompts)
         out.rule(f"3. batch: {count} prompts, {concurrency} at a time, faults injected")
         stats = BatchStats(in_file=len(items), to_send=len(items))
-        run(_batch, settings, items, results, stats, not no_progress, seed, out)
+        config = demo_config(url, concurrency, DEMO_RETRY)
+        run(_batch, config, items, results, stats, not no_progress, seed, out)
         out.print(summary_table(stats, results if keep else None))
         missing = {item.key for item in items} - recorded_outcomes(results).keys()
     if missing:
@@ -159,8 +162,8 @@ def demo(
     )
 
 
-async def _conversation(settings: Settings, out: Console) -> None:
-    async with AsyncClient(**settings.client_kwargs()) as client:
+async def _conversation(config: ClientConfig, out: Console) -> None:
+    async with AsyncClient._from_config(config) as client:
         out.rule("1. chat (the server answers 429 first; the client honours Retry-After)")
         reply = await client.chat(
             "Hello, llmrelay!",
@@ -189,7 +192,7 @@ async def _conversation(settings: Settings, out: Console) -> None:
 
 
 async def _batch(
-    settings: Settings,
+    config: ClientConfig,
     items: list[Any],
     results: Path,
     stats: BatchStats,
@@ -199,12 +202,11 @@ async def _batch(
 ) -> None:
     # A fixed run token makes every prompt's fault draws, and so the whole run, reproducible.
     await run_job(
-        settings,
+        config,
         items,
         results,
         stats,
         show_progress=progress,
         run_token=f"demo{seed}",
-        client_options={"retry": DEMO_RETRY},
         console=console,
     )

@@ -1,7 +1,9 @@
 """Provider presets, the registry, and the adapter contract.
 
-`get_provider("deepseek")` returns the preset; names that are not built in are looked up among
-the installed `llmrelay.providers` entry points. An entry point may name a `Provider`, a
+`get_provider("deepseek")` returns the preset. The built-in presets are one literal table,
+`presets.PRESETS` (name → factory called with the environment mapping); names that are not in
+it are looked up among the installed `llmrelay.providers` entry points, found on the first
+such lookup. An entry point may name a `Provider`, a
 zero-argument callable returning one, or a module with a `provider` attribute that is either::
 
     [project.entry-points."llmrelay.providers"]
@@ -13,12 +15,18 @@ error of an error event with `make_status_error` (re-exported here). See docs/pl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib import import_module
-from typing import Any
+import os
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, make_status_error
 from ._base import Adapter, ErrorInfo, Provider, StreamParser
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    from .presets import PresetFactory
 
 __all__ = [
     "Adapter",
@@ -34,93 +42,48 @@ __all__ = [
 ENTRY_POINT_GROUP = "llmrelay.providers"
 
 
-def _openai_compatible(
-    name: str,
-    base_url: str,
-    key_env: tuple[str, ...],
-    *,
-    base_url_env: tuple[str, ...] = (),
-    key_required: bool = True,
-    stream_usage: bool = True,
-    **options: Any,
-) -> Callable[[], Provider]:
-    def build() -> Provider:
-        from . import openai
+def _built_in() -> Mapping[str, PresetFactory]:
+    # Imported on first use: `import llmrelay` stays light, and naming a preset imports only
+    # its own adapter module.
+    from .presets import PRESETS
 
-        return Provider(
-            name=name,
-            adapter=openai,
-            base_url=base_url,
-            api_key_env=key_env,
-            base_url_env=base_url_env,
-            key_required=key_required,
-            stream_usage=stream_usage,
-            options=options,
-        )
-
-    return build
-
-
-def _mock() -> Provider:
-    from ..mock import MockTransport
-    from . import openai
-
-    return Provider(
-        name="mock",
-        adapter=openai,
-        base_url="http://mock.llmrelay.invalid/v1",
-        key_required=False,
-        default_model="mock-echo",
-        transport_factory=MockTransport,
-    )
-
-
-# Built lazily: naming a preset imports only its own adapter.
-_PRESETS: dict[str, Callable[[], Provider]] = {
-    "openai": _openai_compatible(
-        "openai",
-        "https://api.openai.com/v1",
-        ("OPENAI_API_KEY",),
-        base_url_env=("OPENAI_BASE_URL",),
-        max_tokens_field="max_completion_tokens",
-    ),
-    "mock": _mock,
-}
-
-
-def register_preset(name: str, factory: Callable[[], Provider]) -> None:
-    """Add a built-in preset (used by the family modules at import time)."""
-    _PRESETS[name] = factory
+    return PRESETS
 
 
 def preset_names() -> list[str]:
     """The built-in preset names, sorted."""
-    _load_families()
-    return sorted(_PRESETS)
-
-
-def _load_families() -> None:
-    import_module(".presets", __name__)
+    return sorted(_built_in())
 
 
 def plugin_names() -> list[str]:
     """Names registered by installed packages in the `llmrelay.providers` entry-point group."""
+    return sorted(_plugin_entries())
+
+
+@cache
+def _plugin_entries() -> Mapping[str, EntryPoint]:
+    """The group's entry points by name (the first one wins), found once per process: the
+    scan of installed distributions costs milliseconds, and plugins rarely appear mid-run."""
     from importlib.metadata import entry_points
 
-    return sorted({entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)})
-
-
-def get_provider(name: str) -> Provider:
-    """The preset called `name`, or a provider registered by a third-party package."""
-    _load_families()
-    factory = _PRESETS.get(name)
-    if factory is not None:
-        return factory()
-    from importlib.metadata import entry_points
-
+    found: dict[str, EntryPoint] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name == name:
-            return _from_entry_point(name, entry.value, entry.load)
+        found.setdefault(entry.name, entry)
+    return found
+
+
+def get_provider(name: str, environ: Mapping[str, str] | None = None) -> Provider:
+    """The preset called `name`, or a provider registered by a third-party package.
+
+    A built-in preset reads its settings from `environ` (default: the process environment),
+    the mapping the client's settings are resolved from (e.g. ``OLLAMA_HOST``).
+    """
+    factory = _built_in().get(name)
+    if factory is not None:
+        return factory(os.environ if environ is None else environ)
+    entry = _plugin_entries().get(name)
+    if entry is not None:
+        return _from_entry_point(name, entry.value, entry.load)
     plugins = plugin_names()
     installed = f"; installed plugins: {', '.join(plugins)}" if plugins else ""
     raise ConfigError(

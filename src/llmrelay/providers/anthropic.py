@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import ConfigError
 from .._reasoning import ReasoningAssembler
@@ -39,6 +40,9 @@ from ._anthropic_stream import (
 )
 from ._base import ErrorInfo, Provider
 from ._common import bad_response, make_tool_call, model_entries, str_or_none
+
+if TYPE_CHECKING:
+    from ._base import Adapter
 
 __all__ = [
     "ANTHROPIC_BASE_URL",
@@ -75,15 +79,19 @@ def preset(
     beta: Sequence[str] = (),
     default_max_tokens: int = ANTHROPIC_DEFAULT_MAX_TOKENS,
     name: str = "anthropic",
+    environ: Mapping[str, str] | None = None,
 ) -> Provider:
-    """The ``anthropic`` preset. Env vars are read here, when a client is built.
+    """The ``anthropic`` preset. A client built with ``provider="anthropic"`` calls it with
+    the environment mapping its settings are resolved from; called directly, `environ`
+    defaults to the process environment, read now.
 
     `auth=None` picks ``x-api-key`` with ``ANTHROPIC_API_KEY``, or, when only
     ``ANTHROPIC_AUTH_TOKEN`` is set, ``Authorization: Bearer`` with it. A `base_url` given here
     wins over ``ANTHROPIC_BASE_URL``.
     """
     if auth is None:
-        if not os.environ.get("ANTHROPIC_API_KEY") and os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        env = os.environ if environ is None else environ
+        if not env.get("ANTHROPIC_API_KEY") and env.get("ANTHROPIC_AUTH_TOKEN"):
             auth = "bearer"
         else:
             auth = "x-api-key"
@@ -91,11 +99,10 @@ def preset(
         raise ConfigError(f"auth must be one of {_AUTH_MODES}, got {auth!r}")
     if isinstance(beta, str):
         beta = (beta,)
-    from . import anthropic
-
     return Provider(
         name=name,
-        adapter=anthropic,
+        # This module is the adapter (mypy checks it against `Adapter` in presets.py).
+        adapter=cast("Adapter", sys.modules[__name__]),
         base_url=base_url or ANTHROPIC_BASE_URL,
         api_key_env=("ANTHROPIC_AUTH_TOKEN",) if auth == "bearer" else ("ANTHROPIC_API_KEY",),
         base_url_env=() if base_url else ("ANTHROPIC_BASE_URL",),

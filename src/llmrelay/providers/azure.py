@@ -18,8 +18,9 @@ harmless to it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
 from .._exceptions import ConfigError
@@ -34,6 +35,9 @@ from .openai import (
     parse_error,
     parse_models,
 )
+
+if TYPE_CHECKING:
+    from ._base import Adapter
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -64,8 +68,11 @@ def preset(
     endpoint: str | None = None,
     api_version: str | None = None,
     auth: Auth | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Provider:
-    """The Azure OpenAI provider; the environment is read here, when a client is built.
+    """The Azure OpenAI provider. A client built with ``provider="azure"`` calls it with the
+    environment mapping its settings are resolved from; called directly, `environ` defaults to
+    the process environment, read now.
 
     `endpoint` defaults to ``AZURE_OPENAI_ENDPOINT`` (``https://{resource}.openai.azure.com``,
     or ``.../openai/v1`` for the v1 API), `api_version` to ``OPENAI_API_VERSION`` or
@@ -74,9 +81,7 @@ def preset(
 
         client = llmrelay.AsyncClient(provider=azure.preset(endpoint="https://r.openai.azure.com"))
     """
-    from . import azure  # this module is the adapter
-
-    env = os.environ
+    env = os.environ if environ is None else environ
     raw = endpoint or env.get("AZURE_OPENAI_ENDPOINT") or ""
     base = _normalize_endpoint(raw)
     version = api_version or env.get("OPENAI_API_VERSION") or DEFAULT_API_VERSION
@@ -86,7 +91,8 @@ def preset(
         raise ConfigError(f"azure auth must be 'api-key' or 'bearer', got {auth!r}")
     return Provider(
         name="azure",
-        adapter=azure,
+        # This module is the adapter (mypy checks it against `Adapter` in presets.py).
+        adapter=cast("Adapter", sys.modules[__name__]),
         base_url=base,
         api_key_env=("AZURE_OPENAI_AD_TOKEN",) if auth == "bearer" else ("AZURE_OPENAI_API_KEY",),
         # Named only while unset, so that the client's error can say where the endpoint goes;

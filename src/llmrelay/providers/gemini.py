@@ -25,8 +25,9 @@ Custom Search...) and the preset is named after the Gemini key.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._request import ChatRequest, WireRequest
 from .._types import ChatResponse, EmbeddingResponse, ModelInfo
@@ -42,6 +43,9 @@ from ._gemini_response import (
     read_parts,
     tool_calls,
 )
+
+if TYPE_CHECKING:
+    from ._base import Adapter
 
 __all__ = [
     "StreamParser",
@@ -67,11 +71,10 @@ _MODELS_PAGE_SIZE = "1000"
 
 def preset() -> Provider:
     """The ``gemini`` preset. The client reads the key and URL env vars when it is built."""
-    from . import gemini  # this module, as the adapter
-
     return Provider(
         name="gemini",
-        adapter=gemini,
+        # This module is the adapter (mypy checks it against `Adapter` in presets.py).
+        adapter=cast("Adapter", sys.modules[__name__]),
         base_url=BASE_URL,
         api_key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         base_url_env=("GEMINI_BASE_URL",),

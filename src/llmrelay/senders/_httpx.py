@@ -194,19 +194,19 @@ def build_sender(
     *,
     provider: Provider,
     http_client: httpx.AsyncClient | None,
-    base_url: str,
+    proxy: bool,
     max_concurrency: int,
 ) -> HttpxSender:
     """The sender for a client: over the user's `http_client` as it is; over httpx's own pools
-    when a proxy from the environment applies to `base_url` (httpx ignores those when given a
-    transport); else over a transport of our own (the provider's, e.g. the mock's, or the
+    when a proxy from the environment applies (`proxy`; httpx mounts the proxies itself, and
+    ignores them when given a transport); else over a transport of our own (the provider's, e.g. the mock's, or the
     connection pool), which requests reach without going through `httpx.AsyncClient.send`."""
     name, header = provider.name, provider.adapter.request_id_header
     if http_client is not None:
         return HttpxSender(
             provider=name, request_id_header=header, http=http_client, owns_http=False
         )
-    if provider.transport_factory is None and _env_proxy_for(base_url):
+    if provider.transport_factory is None and proxy:
         return HttpxSender(
             provider=name, request_id_header=header, http=_proxied_http_client(max_concurrency)
         )
@@ -226,18 +226,6 @@ def default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
     from .._transport import SlotTransport
 
     return SlotTransport()
-
-
-def _env_proxy_for(base_url: str) -> bool:
-    """Whether HTTP(S)_PROXY or ALL_PROXY (either case) names a proxy for `base_url` that
-    NO_PROXY does not exempt. urllib reads them as httpx does; otherwise our own pool is used."""
-    from urllib.request import getproxies, proxy_bypass
-
-    proxies = getproxies()
-    url = httpx.URL(base_url)
-    if not (proxies.get(url.scheme) or proxies.get("all")):
-        return False
-    return not proxy_bypass(f"{url.host}:{url.port}" if url.port else url.host)
 
 
 def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:

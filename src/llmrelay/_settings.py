@@ -1,0 +1,468 @@
+"""Client settings, resolved once into one frozen `ClientConfig`.
+
+Precedence, field by field: explicit argument > environment > profile > the preset's defaults.
+
+- `AsyncClient(...)` → `resolve_config()`: arguments, then the preset's own key and base-URL
+  variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``...), then the preset.
+- `AsyncClient.from_profile()` and the CLI → `resolve_profile_config()`: the same, plus
+  ``LLMRELAY_PROVIDER`` and ``LLMRELAY_MODEL`` in the environment layer and a profile of
+  ``llmrelay.toml`` (see `_profiles`) between the environment and the preset.
+
+This module is where every setting is checked, and the only reader of the environment on the
+way to a client: it takes an `environ` mapping (default ``os.environ``) and hands it to the
+preset factory, which reads its own variables from it (``OLLAMA_HOST``, ``AZURE_OPENAI_*``).
+A bad value raises `ConfigError` naming where it came from::
+
+    max_concurrency must be a positive integer, got 0                    (an argument)
+    llmrelay.toml: profiles.work.max_concurrency: expected a positive integer, got 'ten'
+    environment (OPENAI_BASE_URL): expected a URL starting with http:// or https://, got 'x'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from . import _constants as C
+from ._config import RateLimit, RetryPolicy, Timeout
+from ._exceptions import ConfigError
+from ._usage import Prices
+from .providers import Provider, get_provider
+
+if TYPE_CHECKING:
+    from ._profiles import Profile
+
+PROVIDER_ENV = "LLMRELAY_PROVIDER"
+MODEL_ENV = "LLMRELAY_MODEL"
+DEFAULT_PROVIDER = "openai"
+BASE_HEADERS: Mapping[str, str] = MappingProxyType(
+    {"user-agent": "llmrelay/0.1", "accept-encoding": "gzip, deflate"}
+)
+# httpx routes requests through a proxy when one of these is set (its trust_env behaviour).
+TIMEOUT_KEYS = ("connect", "read", "total")
+RATE_KEYS = ("requests_per_minute", "tokens_per_minute")
+
+# What `ClientConfig.sources` says for a value that no argument, variable or profile gave.
+ARGUMENT = "argument"
+DEFAULT = "default"
+PRESET = "preset"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Everything a client is built from, resolved and checked.
+
+    `provider` already carries the final `base_url`; `headers` are the final default headers
+    (user agent, the provider's own, its login headers from `api_key`, then the user's), names
+    lower-cased. `sources` tells, per setting, where the value came from: ``"argument"``,
+    ``"environment (VAR)"``, ``"llmrelay.toml: profiles.NAME.KEY"``, ``"preset"`` or
+    ``"default"``. `proxy` is whether a proxy from the environment applies to `base_url`. The repr
+    hides the key and credential headers.
+    """
+
+    provider: Provider
+    api_key: str | None
+    base_url: str
+    model: str | None
+    timeout: Timeout
+    retry: RetryPolicy
+    max_concurrency: int
+    rate_limit: RateLimit | None
+    headers: Mapping[str, str]
+    prices: Prices
+    proxy: bool = False
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        from ._logging import redact_headers, redact_url
+
+        return (
+            f"ClientConfig(provider={self.provider.name!r}, "
+            f"base_url={redact_url(self.base_url)!r}, model={self.model!r}, "
+            f"api_key={'***' if self.api_key else None!r}, timeout={self.timeout!r}, "
+            f"retry={self.retry!r}, max_concurrency={self.max_concurrency!r}, "
+            f"rate_limit={self.rate_limit!r}, headers={redact_headers(self.headers)!r}, "
+            f"prices={dict(self.prices)!r}, proxy={self.proxy!r}, "
+            f"sources={dict(self.sources)!r})"
+        )
+
+
+def resolve_config(
+    provider: str | Provider | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    timeout: Timeout | float | Mapping[str, float] | None = None,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    max_concurrency: int | None = None,
+    rate_limit: RateLimit | Mapping[str, float] | None = None,
+    headers: Mapping[str, str] | None = None,
+    prices: Prices | None = None,
+    environ: Mapping[str, str] | None = None,
+    profile: Profile | None = None,
+    llmrelay_vars: bool = False,
+) -> ClientConfig:
+    """Resolve and check every setting; `None` means "not given" for each argument.
+
+    `profile` (from `_profiles.select_profile`) sits between the environment and the preset;
+    `llmrelay_vars` adds ``LLMRELAY_PROVIDER``/``LLMRELAY_MODEL`` to the environment layer.
+    """
+    env = os.environ if environ is None else environ
+    r = _Resolution(env, profile)
+    provider_env, model_env = ((PROVIDER_ENV,), (MODEL_ENV,)) if llmrelay_vars else ((), ())
+    spec = r.setting("provider", provider, provider_env, DEFAULT_PROVIDER)
+    p = _lookup(spec, r.sources["provider"], env)
+    chosen_model = r.setting("model", model or None, model_env, p.default_model, PRESET)
+    chosen_timeout = r.setting("timeout", timeout, default=Timeout())
+    if retry is not None and max_retries is not None:
+        raise ConfigError("give either max_retries or retry, not both")
+    if retry is not None:  # a policy carries its own count: a profile's max_retries yields
+        policy = r.setting("retry", retry)
+    else:
+        count = r.setting("max_retries", max_retries, default=C.DEFAULT_MAX_RETRIES)
+        policy = RetryPolicy(max_retries=count)
+        r.sources["retry"] = r.sources.pop("max_retries")
+    concurrency = r.setting("max_concurrency", max_concurrency, default=C.DEFAULT_MAX_CONCURRENCY)
+    limit = r.setting("rate_limit", rate_limit)
+    user_headers = r.merged("headers", headers)
+    all_prices = r.merged("prices", prices)
+    key = r.setting("api_key", api_key, p.api_key_env)
+    if p.key_required and not key:
+        where = " or ".join(p.api_key_env) or "api_key="
+        raise ConfigError(
+            f"no API key for provider {p.name!r}: set {where} in the environment "
+            f"or pass api_key=... (provider='mock' needs no key)"
+        )
+    url = r.setting("base_url", base_url or None, p.base_url_env, p.base_url or None, PRESET)
+    if url is None:
+        where = " or ".join(p.base_url_env) or "base_url="
+        raise ConfigError(
+            f"no base URL for provider {p.name!r}: set {where} in the environment "
+            f"or pass base_url=..."
+        )
+    if url != p.base_url:  # adapters read the URL their paths are joined to
+        p = dataclasses.replace(p, base_url=url)
+    final_headers: dict[str, str] = {}
+    for layer in (BASE_HEADERS, p.default_headers, p.adapter.auth_headers(p, key), user_headers):
+        final_headers.update({name.lower(): value for name, value in layer.items()})
+    return ClientConfig(
+        provider=p,
+        api_key=key,
+        base_url=url,
+        model=chosen_model,
+        timeout=chosen_timeout,
+        retry=policy,
+        max_concurrency=concurrency,
+        rate_limit=limit,
+        headers=MappingProxyType(final_headers),
+        prices=MappingProxyType(all_prices),
+        proxy=p.transport_factory is None and proxy_applies(env, url),
+        sources=MappingProxyType(r.sources),
+    )
+
+
+def resolve_profile_config(
+    profile: str | None = None,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **arguments: Any,
+) -> ClientConfig:
+    """`resolve_config` with a profile of ``llmrelay.toml`` and the ``LLMRELAY_*`` variables.
+
+    The profile is `profile`, else ``$LLMRELAY_PROFILE``, else the file's `default_profile`
+    (none at all when the file has no default: the environment and the preset apply).
+    `arguments` are `resolve_config`'s; `headers` and `prices` are merged into the profile's,
+    entry by entry.
+    """
+    from ._profiles import select_profile
+
+    env = os.environ if environ is None else environ
+    chosen = select_profile(profile, config_path=config_path, cwd=cwd, environ=env)
+    return resolve_config(**arguments, environ=env, profile=chosen, llmrelay_vars=True)
+
+
+class _Resolution:
+    """One resolution's layers and the `sources` it records."""
+
+    __slots__ = ("environ", "profile", "sources")
+
+    def __init__(self, environ: Mapping[str, str], profile: Profile | None) -> None:
+        self.environ = environ
+        self.profile = profile
+        self.sources: dict[str, str] = {}
+
+    def _profile_place(self, key: str) -> Place | None:
+        if self.profile is None or key not in self.profile.values:
+            return None
+        return Place(key, f"{self.profile.where}.{key}")
+
+    def setting(
+        self,
+        key: str,
+        argument: Any,
+        env_names: Sequence[str] = (),
+        default: Any = None,
+        default_source: str = DEFAULT,
+    ) -> Any:
+        """The checked value of the first layer that has one (argument, environment variables
+        in order, profile), else `default` (the preset's value or ours, checked too)."""
+        if argument is not None:
+            self.sources[key] = ARGUMENT
+            return check_setting(key, argument, Place(key))
+        for var in env_names:
+            value = self.environ.get(var)
+            if value:
+                label = f"environment ({var})"
+                self.sources[key] = label
+                return check_setting(key, value, Place(key, label))
+        place = self._profile_place(key)
+        if place is not None and self.profile is not None:
+            self.sources[key] = str(place.label)
+            return check_setting(key, self.profile.values[key], place)
+        self.sources[key] = default_source
+        return None if default is None else check_setting(key, default, Place(key))
+
+    def merged(self, key: str, argument: Any) -> dict[str, Any]:
+        """A table setting: the profile's entries, then the argument's (which win by key)."""
+        merged: dict[str, Any] = {}
+        place = self._profile_place(key)
+        if place is not None and self.profile is not None:
+            merged.update(check_setting(key, self.profile.values[key], place))
+            self.sources[key] = str(place.label)
+        if argument is not None:
+            merged.update(check_setting(key, argument, Place(key)))
+            self.sources[key] = ARGUMENT
+        self.sources.setdefault(key, DEFAULT)
+        return merged
+
+
+def _lookup(spec: str | Provider, source: str, environ: Mapping[str, str]) -> Provider:
+    if isinstance(spec, Provider):
+        return spec
+    try:
+        return get_provider(spec, environ)
+    except ConfigError as exc:
+        if source in (ARGUMENT, DEFAULT):  # the caller knows what it passed
+            raise
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+# -- checks: each written once, worded by where the value came from -----------------------------
+
+
+class Place:
+    """Where a value came from, as error messages name it: an argument (by its `name`), or a
+    `label` such as ``llmrelay.toml: profiles.work.timeout`` or ``environment (VAR)``."""
+
+    __slots__ = ("label", "name")
+
+    def __init__(self, name: str, label: str | None = None) -> None:
+        self.name = name
+        self.label = label
+
+    @property
+    def is_argument(self) -> bool:
+        return self.label is None
+
+    def item(self, key: object) -> Place:
+        """The place of one entry of a table."""
+        if self.label is None:
+            return Place(f"{self.name}[{key!r}]")
+        return Place(self.name, f"{self.label}.{key}")
+
+    def bad(self, expected: str, value: object, *, shown: str | None = None) -> ConfigError:
+        got = repr(value) if shown is None else shown
+        if self.label is None:
+            return ConfigError(f"{self.name} must be {expected}, got {got}")
+        return ConfigError(f"{self.label}: expected {expected}, got {got}")
+
+    def unknown(self, allowed: Sequence[str]) -> ConfigError:
+        return ConfigError(
+            f"{self.label or self.name}: unknown key (allowed: {', '.join(allowed)})"
+        )
+
+
+def check_setting(key: str, value: Any, place: Place) -> Any:
+    """Setting `key`'s value in its typed form (a `Timeout` for a number or a table...), or a
+    `ConfigError` naming `place`. Used for arguments, variables and file values alike."""
+    return _CHECKS[key](value, place)
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def check_text(value: Any, place: Place) -> str:
+    if not isinstance(value, str) or not value:
+        raise place.bad("a non-empty string", value)
+    return value
+
+
+def _provider(value: Any, place: Place) -> str | Provider:
+    if isinstance(value, Provider):
+        return value
+    if place.is_argument and not (isinstance(value, str) and value):
+        raise place.bad("a preset name or a Provider", value)
+    return check_text(value, place)
+
+
+def _api_key(value: Any, place: Place) -> str:
+    # An explicit api_key="" means "send no key" (and skips the variables).
+    if not isinstance(value, str) or (not value and not place.is_argument):
+        shown = None if value == "" else f"a {type(value).__name__}"  # never a key's text
+        raise place.bad("a non-empty string", value, shown=shown)
+    return value
+
+
+def _url(value: Any, place: Place) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        from ._logging import redact_url
+
+        shown = repr(redact_url(value)) if isinstance(value, str) else None
+        raise place.bad("a URL starting with http:// or https://", value, shown=shown)
+    return value
+
+
+def _positive_int(value: Any, place: Place) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise place.bad("a positive integer", value)
+    return value
+
+
+def _retries(value: Any, place: Place) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise place.bad("a whole number >= 0", value)
+    return value
+
+
+def _positive(value: Any, place: Place, expected: str) -> float:
+    if not _is_number(value) or value <= 0:
+        raise place.bad(expected, value)
+    return float(value)
+
+
+def _table(
+    value: Mapping[Any, Any], allowed: Sequence[str], place: Place, expected: str
+) -> dict[str, float]:
+    checked: dict[str, float] = {}
+    for key, item in value.items():
+        if key not in allowed:
+            raise place.item(key).unknown(allowed)
+        checked[key] = _positive(item, place.item(key), expected)
+    return checked
+
+
+def _timeout(value: Any, place: Place) -> Timeout:
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, Mapping):
+        return Timeout(**_table(value, TIMEOUT_KEYS, place, "a number of seconds"))
+    expected = (
+        "a Timeout or a number of seconds"
+        if place.is_argument
+        else "a number of seconds or a table {connect, read, total}"
+    )
+    return Timeout(total=_positive(value, place, expected))
+
+
+def _rate_limit(value: Any, place: Place) -> RateLimit:
+    if isinstance(value, RateLimit):
+        return value
+    if isinstance(value, Mapping):
+        return RateLimit(**_table(value, RATE_KEYS, place, "a positive number"))
+    raise place.bad(
+        "a RateLimit" if place.is_argument else "a table {requests_per_minute, tokens_per_minute}",
+        value,
+    )
+
+
+def _headers(value: Any, place: Place) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise place.bad("a table of header names to strings", value)
+    for name, text in value.items():
+        if not isinstance(name, str) or not isinstance(text, str):
+            from ._logging import is_sensitive_header
+
+            secret = isinstance(name, str) and is_sensitive_header(name)
+            shown = f"a {type(text).__name__}" if secret else None
+            raise place.item(name).bad("a string", text, shown=shown)
+    return dict(value)
+
+
+def _prices(value: Any, place: Place) -> dict[str, tuple[float, float]]:
+    if not isinstance(value, Mapping):
+        example = "" if place.is_argument else ', e.g. { "gpt-4o-mini" = [0.15, 0.60] }'
+        raise place.bad(
+            f"a table of model names to [prompt, completion] prices per million tokens{example}",
+            value,
+        )
+    checked: dict[str, tuple[float, float]] = {}
+    for model, price in value.items():
+        if not (
+            isinstance(price, list | tuple)
+            and len(price) == 2
+            and all(_is_number(p) and p >= 0 for p in price)
+        ):
+            raise place.item(model).bad(
+                "[prompt, completion] prices per million tokens (two numbers >= 0)", price
+            )
+        checked[model] = (float(price[0]), float(price[1]))
+    return checked
+
+
+def _retry(value: Any, place: Place) -> RetryPolicy:
+    if not isinstance(value, RetryPolicy):
+        raise place.bad("a RetryPolicy", value)
+    return value
+
+
+_CHECKS: Mapping[str, Callable[[Any, Place], Any]] = MappingProxyType(
+    {
+        "provider": _provider,
+        "model": check_text,
+        "api_key": _api_key,
+        "base_url": _url,
+        "timeout": _timeout,
+        "max_retries": _retries,
+        "retry": _retry,
+        "max_concurrency": _positive_int,
+        "rate_limit": _rate_limit,
+        "headers": _headers,
+        "prices": _prices,
+    }
+)
+
+
+def proxy_applies(environ: Mapping[str, str], base_url: str) -> bool:
+    """Whether HTTP(S)_PROXY or ALL_PROXY names a proxy for `base_url` that NO_PROXY does not
+    exempt, read from `environ` the way urllib and httpx read the process environment: any case
+    counts, and a lowercase name (even empty) wins over its uppercase one."""
+    from urllib.parse import urlsplit
+
+    # urllib's own NO_PROXY matcher (the one httpx follows too); not in typeshed's stubs.
+    from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
+
+    proxies: dict[str, str] = {}
+    for name, value in environ.items():
+        if value and name.lower().endswith("_proxy"):
+            proxies[name.lower()[:-6]] = value
+    for name, value in environ.items():
+        if name.endswith("_proxy"):  # lowercase names, read last
+            if value:
+                proxies[name[:-6]] = value
+            else:
+                proxies.pop(name[:-6], None)
+    parts = urlsplit(base_url)
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    host = parts.hostname or ""
+    return not proxy_bypass_environment(f"{host}:{parts.port}" if parts.port else host, proxies)
