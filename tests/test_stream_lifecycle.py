@@ -2,7 +2,7 @@
 (finished, failed, broken out of, cancelled, left by `async with`), its timeouts hold between
 chunks and over the whole stream, and it is retried only before its first chunk.
 
-The connection tests use a real HTTP/1.1 server on 127.0.0.1 (written here on anyio's TCP
+The connection tests use a real HTTP/1.1 server on 127.0.0.1 (`_loopback.py`, on anyio's TCP
 listener) and the client's own connection pool, and look at what the server sees; the fault
 tests use the embedded mock provider's `x-mock-fault` header.
 """
@@ -10,18 +10,28 @@ tests use the embedded mock provider's `x-mock-fault` header.
 from __future__ import annotations
 
 import gc
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
-import anyio.abc
 import httpx
 import pytest
 
 import llmrelay
+from _loopback import (
+    CUT,
+    HOLD,
+    LoopbackServer,
+    Request,
+    Response,
+    Step,
+    chat_completion,
+    json_response,
+    sse,
+    sse_events,
+)
+from _loopback import loopback as serve_loopback
 from llmrelay import (
     APIConnectionError,
     APITimeoutError,
@@ -36,23 +46,17 @@ from llmrelay._transport import SlotTransport
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 PROMPT = "one two three four five six"  # the mock echoes it: "echo: one two three ..."
 BOUND = 2.0  # seconds: the longest any step here may take when things work
 
-HOLD = "hold"  # send nothing more; wait until the client hangs up
-CUT = "cut"  # drop the connection in the middle of the body
-
 
 def events(name: str) -> list[bytes]:
-    data = (FIXTURES / f"{name}.sse").read_bytes()
-    return [part + b"\n\n" for part in data.split(b"\n\n") if part]
+    return sse_events(f"openai/{name}")
 
 
 TEXT = events("text")  # role, 4 text deltas, finish, usage, [DONE]
 TEXT_REPLY = "Héllo 👋 there! How can I help?"
 
-Step = bytes | float | str
 Script = Callable[[dict[str, Any]], list[Step]]
 
 
@@ -63,112 +67,17 @@ def slow(steps: list[bytes], gap: float = 0.005) -> list[Step]:
     return out
 
 
-class LoopbackServer:
-    """A small HTTP/1.1 server: streamed requests get `script(body)` as a chunked SSE body
-    (bytes are sent, a float pauses, HOLD waits for the client to hang up, CUT drops the
-    connection); other requests get a JSON chat completion. It counts connections."""
+def loopback(script: Script) -> AbstractAsyncContextManager[LoopbackServer]:
+    """The loopback server: streamed requests get `script(body)` as their event stream, other
+    requests a JSON chat completion."""
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.port = 0
-        self.opened = 0
-        self.closed = 0
-        self.requests: list[dict[str, Any]] = []
-        self._changed = anyio.Event()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    async def wait_closed(self, count: int) -> None:
-        """Until the server has seen `count` connections end."""
-        while self.closed < count:
-            await self._changed.wait()
-
-    async def serve(self, stream: anyio.abc.SocketStream) -> None:
-        self.opened += 1
-        buffer = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    buffer += await stream.receive()
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += await stream.receive()
-                body, buffer = json.loads(buffer[:length]), buffer[length:]
-                self.requests.append(body)
-                if not await self._answer(stream, body):
-                    return
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-        finally:
-            self.closed += 1
-            self._changed.set()
-            self._changed = anyio.Event()
-            await stream.aclose()
-
-    async def _answer(self, stream: anyio.abc.SocketStream, body: dict[str, Any]) -> bool:
-        """Send one response; False when the connection must end."""
-        request_id = f"req_loop_{len(self.requests)}".encode()
+    def respond(request: Request) -> Response:
+        body = request.json
         if not body.get("stream"):
-            content = json.dumps(completion(TEXT_REPLY)).encode()
-            await stream.send(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: "
-                + request_id
-                + b"\r\ncontent-length: "
-                + str(len(content)).encode()
-                + b"\r\n\r\n"
-                + content
-            )
-            return True
-        await stream.send(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-request-id: "
-            + request_id
-            + b"\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
-        for step in self.script(body):
-            if isinstance(step, float):
-                await anyio.sleep(step)
-            elif step == HOLD:
-                while True:  # until the client hangs up (EndOfStream)
-                    await stream.receive()
-            elif step == CUT:
-                return False
-            else:
-                assert isinstance(step, bytes)
-                await stream.send(b"%x\r\n%s\r\n" % (len(step), step))
-        await stream.send(b"0\r\n\r\n")
-        return True
+            return json_response(chat_completion(TEXT_REPLY))
+        return sse(script(body))
 
-
-def completion(text: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-loop",
-        "object": "chat.completion",
-        "model": "loop-model",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
-    }
-
-
-@asynccontextmanager
-async def loopback(script: Script) -> AsyncIterator[LoopbackServer]:
-    server = LoopbackServer(script)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server.serve)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+    return serve_loopback(respond)
 
 
 def loop_client(server: LoopbackServer, **kwargs: Any) -> AsyncClient:
