@@ -59,6 +59,11 @@ class StreamParser(Protocol):
     the byte stream, whether the provider's proper end was seen (else the stream was cut).
     """
 
+    done: bool
+    """True once the provider's terminal event was parsed (OpenAI's ``data: [DONE]``,
+    Anthropic's ``message_stop``); the stream reads nothing after it. A wire format without
+    a terminal event (Gemini: the end of the body ends the stream) leaves it False."""
+
     def parse(self, event: ServerSentEvent) -> StreamChunk | None: ...
 
     def finished(self) -> bool: ...
