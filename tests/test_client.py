@@ -294,7 +294,7 @@ async def test_named_parameters_and_extras_reach_the_body(key: str) -> None:
     assert body["max_completion_tokens"] == 100
     assert "max_tokens" not in body
     assert body["top_p"] == 0.9
-    assert body["stop"] == ["END"]
+    assert body["stop"] == "END"  # sent as given (a list stays a list)
     assert body["tools"] == tools
     assert body["tool_choice"] == "auto"
     assert body["response_format"] == response_format

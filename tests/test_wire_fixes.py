@@ -48,7 +48,6 @@ from llmrelay import (
     StreamError,
     Timeout,
 )
-from llmrelay.providers import openai as openai_wire
 
 pytestmark = pytest.mark.anyio
 
@@ -131,17 +130,6 @@ def after_terminator(events: list[bytes], after: list[bytes], delivery: str) -> 
     return [*steps, HOLD]
 
 
-# The stream stops at a parser's `done`; OpenAI's parser gets one on the branch that fixes the
-# OpenAI wire (a-openai-wire). Until that is merged, the stream reads on after `[DONE]` (to the
-# read timeout, 30 s here), so these are not run; once it is, the mark does nothing and can go.
-openai_stops_at_done = pytest.mark.xfail(
-    not hasattr(openai_wire.StreamParser, "done"),
-    reason="the OpenAI stream parser has no `done` yet (added on a-openai-wire)",
-    run=False,
-)
-
-
-@openai_stops_at_done
 @pytest.mark.parametrize("delivery", ["one write", "event by event"])
 @pytest.mark.parametrize("after", sorted(OPENAI_AFTER_DONE))
 async def test_openai_done_ends_the_stream_when_the_server_holds_the_connection(

@@ -140,10 +140,18 @@ def build_params(
         _check_number("top_p", top_p, 0.0, 1.0)
         params["top_p"] = top_p
     if stop is not None:
-        stops = [stop] if isinstance(stop, str) else list(stop)
-        if not all(isinstance(s, str) for s in stops):
-            raise ConfigError("stop must be a string or a list of strings")
-        params["stop"] = stops
+        # Sent as given: OpenAI-compatible services take a str or a list (some only a str);
+        # the Anthropic and Gemini adapters wrap a str in the list they need.
+        if isinstance(stop, str):
+            params["stop"] = stop
+        else:
+            try:
+                stops: list[Any] = list(stop)
+            except TypeError:  # not iterable
+                stops = [stop]
+            if not all(isinstance(s, str) for s in stops):
+                raise ConfigError("stop must be a string or a list of strings")
+            params["stop"] = stops
     if tools is not None:
         tool_list = [dict(t) for t in tools]
         for i, tool in enumerate(tool_list):

@@ -15,15 +15,29 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCall:
-    """A complete function call the model asked for. `arguments` is the JSON text as sent;
-    `parsed_arguments` is it decoded (`None` when the model produced invalid JSON)."""
+    """A complete tool call the model asked for.
+
+    A function call (``type == "function"``) has `arguments`, the JSON text as sent, and
+    `parsed_arguments`, it decoded (`None` when the model produced invalid JSON). A call of an
+    OpenAI custom tool (``type == "custom"``) has `input`, the free-form text the model wrote
+    for the tool `name`; its `arguments` stay ``"{}"`` and `parsed_arguments` `None`.
+    `to_dict()` gives the OpenAI wire shape of either kind, so a conversation can be replayed.
+    """
 
     id: str
     name: str
     arguments: str = "{}"
     parsed_arguments: Any = None
+    type: str = "function"
+    input: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.type == "custom":
+            return {
+                "id": self.id,
+                "type": "custom",
+                "custom": {"name": self.name, "input": self.input or ""},
+            }
         return {
             "id": self.id,
             "type": "function",

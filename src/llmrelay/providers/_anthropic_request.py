@@ -15,7 +15,7 @@ The rules, in the order `build_body` applies them:
 4. ``image_url`` parts become ``image`` blocks (``data:`` URLs as base64, http(s) URLs by URL);
    blocks already in Anthropic's shape (``image``, ``document``, …) pass through unchanged.
 5. ``max_tokens`` is required: the preset's ``default_max_tokens`` when the call gives none.
-   ``stop`` becomes ``stop_sequences``; tools and ``tool_choice`` are translated;
+   ``stop`` becomes ``stop_sequences`` (a str in a list of one); tools and ``tool_choice`` are translated;
    ``temperature``/``top_p`` are refused from API version 2026-10-21 on, which rejects them;
    `extra_body` is merged last.
 """
@@ -60,7 +60,8 @@ def build_body(name: str, options: Mapping[str, Any], request: ChatRequest) -> d
         if key in params:
             body[key] = params[key]
     if "stop" in params:
-        body["stop_sequences"] = params["stop"]
+        stop = params["stop"]
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else stop
     if "tools" in params:
         body["tools"] = [_tool(tool) for tool in params["tools"]]
     if "tool_choice" in params:

@@ -63,6 +63,11 @@ class StreamParser(Protocol):
     nothing more and closes the connection, even if the server keeps it open.
     """
 
+    done: bool
+    """True once the provider's terminal event was parsed (OpenAI's ``data: [DONE]``,
+    Anthropic's ``message_stop``); the stream reads nothing after it. A wire format without
+    a terminal event (Gemini: the end of the body ends the stream) leaves it False."""
+
     def parse(self, event: ServerSentEvent) -> StreamChunk | None: ...
 
     def finished(self) -> bool: ...

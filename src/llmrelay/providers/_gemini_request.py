@@ -246,7 +246,8 @@ def generation_config(params: Mapping[str, Any]) -> dict[str, Any]:
     if "max_tokens" in params:
         config["maxOutputTokens"] = params["max_tokens"]
     if params.get("stop"):
-        config["stopSequences"] = list(params["stop"])
+        stop = params["stop"]
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if "seed" in params:
         config["seed"] = params["seed"]
     fmt = params.get("response_format")

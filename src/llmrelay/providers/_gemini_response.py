@@ -232,6 +232,8 @@ class StreamParser:
 
     __slots__ = ("_calls", "_finished", "_provider")
 
+    done = False  # no terminal event: the end of the body ends the stream
+
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
         self._calls = 0

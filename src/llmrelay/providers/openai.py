@@ -14,9 +14,10 @@ Usage is read from ``usage``, else ``x_groq.usage`` (Groq), else ``choices[0].us
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._exceptions import make_status_error
 from .._request import ChatRequest, WireRequest
@@ -144,7 +145,10 @@ def parse_usage(data: Any) -> Usage | None:
     completion = as_int(data.get("completion_tokens"))
     prompt_details = data.get("prompt_tokens_details")
     completion_details = data.get("completion_tokens_details")
-    cached = as_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    cached = written = 0
+    if isinstance(prompt_details, dict):
+        cached = as_int(prompt_details.get("cached_tokens"))
+        written = as_int(prompt_details.get("cache_write_tokens"))
     if not cached:
         # DeepSeek, then Moonshot (`usage.cached_tokens`).
         cached = as_int(data.get("prompt_cache_hit_tokens")) or as_int(data.get("cached_tokens"))
@@ -158,6 +162,7 @@ def parse_usage(data: Any) -> Usage | None:
         completion_tokens=completion,
         total_tokens=as_int(data.get("total_tokens")) or prompt + completion,
         cached_tokens=cached,
+        cache_write_tokens=written,
         reasoning_tokens=reasoning,
     )
 
@@ -169,21 +174,45 @@ def _raise_if_error(
     err = data.get("error")
     if err is None and data.get("object") == "error":  # vLLM
         err = data
-    if err is None:
-        return
+    if err is not None:
+        _raise_error(provider, err, data, request_id)
+
+
+def _raise_error(
+    provider: Provider, err: Any, body: Any, request_id: str | None = None
+) -> NoReturn:
+    """Raise the typed error of an error object that came without an HTTP status of its own.
+
+    The status is its ``code`` when that is one (an int, or a str such as LiteLLM's ``"400"``),
+    else the status documented for a ``type``/``code``/``status`` name (OpenAI's rate-limit
+    errors have type "tokens" or "requests" and code "rate_limit_exceeded"), else 500: an
+    error the service reports without saying whose fault it is, counted as its own."""
     message, code = error_message({"error": err})
-    status = err.get("code") if isinstance(err, dict) else None
-    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status < 600:
-        # Any field may name the kind: OpenAI's rate-limit errors have type "tokens" or
-        # "requests" and code "rate_limit_exceeded".
-        names = [err.get(k) for k in ("type", "code", "status")] if isinstance(err, dict) else []
-        status = next(
-            (ERROR_TYPE_STATUS[n] for n in names if isinstance(n, str) and n in ERROR_TYPE_STATUS),
-            500,
-        )
+    status = None
+    if isinstance(err, dict):
+        status = _status_code(err.get("code"))
+        if status is None:
+            names = [err.get(k) for k in ("type", "code", "status")]
+            status = next(
+                (
+                    ERROR_TYPE_STATUS[n]
+                    for n in names
+                    if isinstance(n, str) and n in ERROR_TYPE_STATUS
+                ),
+                None,
+            )
     raise make_status_error(
-        status, message, provider=provider.name, request_id=request_id, body=data, code=code
+        status or 500, message, provider=provider.name, request_id=request_id, body=body, code=code
     )
+
+
+def _status_code(value: Any) -> int | None:
+    """An HTTP error status given as an int or as its decimal text, else `None`."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is int and 400 <= value < 600:
+        return value
+    return None
 
 
 def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatResponse:
@@ -191,8 +220,14 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
         raise bad_response(provider.name, "the body is not a JSON object", data)
     _raise_if_error(provider, data, request_id)
     choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+    if not isinstance(choices, list):
         raise bad_response(provider.name, "no 'choices' in the reply", data)
+    if not choices:
+        # The schema allows it (e.g. a moderated request held back); the caller asked for a
+        # reply and there is none, so say so, with the body (`.body`) to look into.
+        raise bad_response(provider.name, "'choices' is empty: the service sent no reply", data)
+    if not isinstance(choices[0], dict):
+        raise bad_response(provider.name, "choices[0] is not an object", data)
     choice = choices[0]
     message = choice.get("message")
     if not isinstance(message, dict):
@@ -221,42 +256,84 @@ def _reasoning(fields: dict[str, Any]) -> str | None:
 
 
 def _tool_calls(provider: Provider, calls: Any, data: Any) -> tuple[ToolCall, ...]:
-    """A message's complete tool calls. An id-less call is named ``call_<n>``, as a stream's
-    `final()` names it, so both give the same reply."""
+    """A message's complete tool calls: function calls (``type`` "function" or left out, as
+    many services do) and custom-tool calls (``type`` "custom"). Calls of kinds this version
+    does not know are left out and stay in the reply's `raw`. An id-less call is named
+    ``call_<n>``, as a stream's `final()` names it, so both give the same reply."""
     if not isinstance(calls, list):
         raise bad_response(provider.name, "'tool_calls' is not a list", data)
     out = []
     for position, call in enumerate(calls):
-        fn = call.get("function") if isinstance(call, dict) else None
-        name = fn.get("name") if isinstance(fn, dict) else None
-        arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
-        if not isinstance(name, str) or arguments is None:
-            raise bad_response(provider.name, "a tool call has no function name or arguments", data)
+        if not isinstance(call, dict):
+            raise bad_response(provider.name, "a tool call is not an object", data)
+        kind = call.get("type")
+        if kind is None and "function" not in call and "custom" in call:
+            kind = "custom"
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
             call_id = f"call_{position}"
-        out.append(make_tool_call(call_id, name, arguments))
+        if kind is None or kind == "function":
+            fn = call.get("function")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
+            if not isinstance(name, str) or arguments is None:
+                raise bad_response(
+                    provider.name, "a tool call has no function name or arguments", data
+                )
+            out.append(make_tool_call(call_id, name, arguments))
+        elif kind == "custom":
+            custom = call.get("custom")
+            name = custom.get("name") if isinstance(custom, dict) else None
+            text = custom.get("input") if isinstance(custom, dict) else None
+            if text is None and isinstance(custom, dict):
+                text = ""
+            if not isinstance(name, str) or not isinstance(text, str):
+                raise bad_response(provider.name, "a custom tool call has no name or input", data)
+            out.append(ToolCall(id=call_id, name=name, type="custom", input=text))
     return tuple(out)
 
 
 class StreamParser:
-    """OpenAI chunks: deltas in `choices[0]`, usage in a last chunk (or in `choices[0]`)."""
+    """OpenAI chunks: deltas in `choices[0]`, usage in a last chunk (or in `choices[0]`).
 
-    __slots__ = ("_done", "_finish_seen", "_provider")
+    `done` turns True at ``data: [DONE]``; every event after it is ignored (`parse` gives
+    `None`). Errors raise the `APIStatusError` subclass of their status:
+
+    - ``data: {"error": {...}}`` (OpenAI, OpenRouter, LiteLLM) or ``{"object": "error", ...}``
+      (vLLM): the status is the error's ``code`` when it is one, as an int or as text
+      (LiteLLM sends ``"code": "400"``), else the status documented for its ``type``/``code``
+      name (``rate_limit_exceeded`` → 429, ...).
+    - ``event: error`` with any payload: the same rules, the payload being the error object
+      when it has no ``error`` field (``data: {"message": "boom"}``); text that is not JSON is
+      the message.
+    - An error that names no status is an `InternalServerError` (500): the service failed
+      without blaming the request, and retrying a stream that failed before its first chunk
+      is the useful default.
+
+    Tool-call fragments of a kind other than ``function`` (none is documented for streams)
+    are left out of `tool_calls`; they stay in the chunk's `raw`.
+    """
+
+    __slots__ = ("_finish_seen", "_foreign_calls", "_provider", "done")
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
-        self._done = False
+        self.done = False
         self._finish_seen = False
+        self._foreign_calls: set[int] | None = None  # indexes of tool calls of other kinds
 
     def finished(self) -> bool:
-        return self._done or self._finish_seen
+        return self.done or self._finish_seen
 
     def parse(self, event: ServerSentEvent) -> StreamChunk | None:
+        if self.done:
+            return None
         data = event.data
         if data == "[DONE]":
-            self._done = True
+            self.done = True
             return None
+        if event.event == "error":
+            self._raise_error_event(data)
         if not data:
             return None
         obj = load_event(self._provider.name, data)
@@ -318,27 +395,53 @@ class StreamParser:
             obj,
         )
 
-    def _tool_deltas(self, calls: Any, obj: Any) -> tuple[ToolCallDelta, ...]:
+    def _raise_error_event(self, data: str) -> NoReturn:
+        """``event: error``: raise the typed error its payload describes (see the class doc)."""
+        try:
+            payload: Any = json.loads(data)
+        except ValueError:
+            payload = data
+        if isinstance(payload, dict):
+            if "error" in payload or payload.get("object") == "error":
+                _raise_if_error(self._provider, payload)
+            _raise_error(self._provider, payload, payload)
+        text = payload if isinstance(payload, str) and payload else None
+        _raise_error(self._provider, text or data or "an error event with no message", data)
+
+    def _tool_deltas(self, calls: Any, obj: Any) -> tuple[ToolCallDelta, ...] | None:
         """Fragments are told apart by ``index``; a service that leaves it out sends each call
         whole, so its position in the list stands in."""
         if not isinstance(calls, list):
             raise bad_response(self._provider.name, "'tool_calls' in a delta is not a list", obj)
         out = []
         for position, call in enumerate(calls):
-            fn = (call.get("function") or {}) if isinstance(call, dict) else None
-            arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
-            if fn is None or arguments is None:
+            if not isinstance(call, dict):
                 raise bad_response(self._provider.name, "a tool-call delta is malformed", obj)
             index = call.get("index")
+            if type(index) is not int:
+                index = position
+            kind = call.get("type")
+            if kind is not None and kind != "function":
+                # The first fragment names the kind; later ones of that call only its index.
+                if self._foreign_calls is None:
+                    self._foreign_calls = set()
+                self._foreign_calls.add(index)
+                continue
+            if self._foreign_calls and index in self._foreign_calls:
+                continue
+            fn = call.get("function") or {}
+            arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
+            if arguments is None:
+                raise bad_response(self._provider.name, "a tool-call delta is malformed", obj)
             out.append(
                 ToolCallDelta(
-                    index=index if type(index) is int else position,
+                    index=index,
                     id=str_or_none(call.get("id")),
                     name=str_or_none(fn.get("name")),
                     arguments=arguments,
                 )
             )
-        return tuple(out)
+        return tuple(out) or None
 
 
 def _groq_usage(obj: dict[str, Any]) -> Any:
