@@ -4,8 +4,9 @@ the server see.
 
 Numbered as in the issue: 1 (stream terminators), 5 (embedding count), 6 (failures counted
 once), 8 (errors inside a 200 body), 9 (failures before the first chunk judged alike), 10 (client
-lifecycle errors), 11 (exact Anthropic replay). Fixes 2, 3, 4 and 7 are tested on their own
-branches.
+lifecycle errors), 11 (exact Anthropic replay), and at the end 2 (custom tool calls), 3 (`stop`
+as given), 4 (in-stream error shapes). Fix 7 (proxies) has its own module, `test_proxy.py`,
+through a real loopback proxy.
 """
 
 from __future__ import annotations
@@ -627,3 +628,77 @@ async def test_anthropic_replay_sends_every_thinking_block_in_order_with_its_sig
         {"type": "thinking", "thinking": "Step two: answer.", "signature": "SIG-TWO/+=="},
         {"type": "text", "text": "Forty-two."},
     ]
+
+
+# -- 2. every reply the spec allows parses: custom tool calls --------------------------------
+
+
+async def test_a_custom_tool_call_parses_and_goes_back_in_its_own_shape() -> None:
+    custom = {"id": "call_c1", "type": "custom", "custom": {"name": "grep", "input": "TODO *.py"}}
+    reply_body = {
+        "id": "chatcmpl-c",
+        "object": "chat.completion",
+        "model": "loop-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [custom]},
+                "finish_reason": "tool_calls",
+            }
+        ],
+    }
+    async with (
+        loopback(
+            in_turn(json_response(reply_body), json_response(chat_completion("ok")))
+        ) as server,
+        client_for(server) as client,
+    ):
+        reply = await client.chat("find the TODOs")
+        (call,) = reply.tool_calls
+        assert (call.type, call.name, call.input) == ("custom", "grep", "TODO *.py")
+        tool_turn = {"role": "tool", "tool_call_id": "call_c1", "content": "a.py:3"}
+        await client.chat([{"role": "user", "content": "find"}, reply.message, tool_turn])
+    sent = server.requests[1].json["messages"][1]
+    assert sent["tool_calls"] == [custom]
+
+
+# -- 3. send what the caller gave: stop -------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", ["END", ["END", "STOP"]])
+async def test_stop_goes_out_as_given(stop: str | list[str]) -> None:
+    async with (
+        loopback(lambda request: json_response(chat_completion("ok"))) as server,
+        client_for(server) as client,
+    ):
+        await client.chat("hi", stop=stop)
+        async for _ in client.stream("hi", stop=stop):
+            pass
+    assert [request.json["stop"] for request in server.requests] == [stop, stop]
+
+
+# -- 4. in-stream error shapes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "requests"),
+    [
+        # LiteLLM's proxy writes the status as text.
+        (event({"error": {"code": "400", "message": "bad input"}}), BadRequestError, 1),
+        (event({"error": {"code": "429", "message": "slow down"}}), RateLimitError, 3),
+        # Any JSON payload of an `error` event is an error carrying its message.
+        (event({"message": "boom"}, name="error"), InternalServerError, 3),
+    ],
+    ids=["code-400-as-text", "code-429-as-text", "error-event-with-a-bare-message"],
+)
+async def test_error_shapes_inside_a_stream_map_to_their_class(
+    error: bytes, cause: type[APIStatusError], requests: int
+) -> None:
+    async with loopback(by_kind(lambda request: sse([ROLE_ONLY, error]))) as server:
+        async with client_for(server) as client:
+            with pytest.raises(StreamError) as info:
+                await client.stream("hi").final()
+        assert type(info.value.__cause__) is cause
+        message = str(info.value)
+        assert any(word in message for word in ("bad input", "slow down", "boom"))
+        assert len(server.requests) == requests  # 400: final; 429 and an unnamed error: retried
