@@ -240,22 +240,23 @@ def _tool_calls(provider: Provider, calls: Any, data: Any) -> tuple[ToolCall, ..
 
 
 class StreamParser:
-    """OpenAI chunks: deltas in `choices[0]`, usage in a last chunk (or in `choices[0]`)."""
+    """OpenAI chunks: deltas in `choices[0]`, usage in a last chunk (or in `choices[0]`).
+    `done` turns true at ``data: [DONE]``, the terminator (the stream reads no further)."""
 
-    __slots__ = ("_done", "_finish_seen", "_provider")
+    __slots__ = ("_finish_seen", "_provider", "done")
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
-        self._done = False
+        self.done = False
         self._finish_seen = False
 
     def finished(self) -> bool:
-        return self._done or self._finish_seen
+        return self.done or self._finish_seen
 
     def parse(self, event: ServerSentEvent) -> StreamChunk | None:
         data = event.data
         if data == "[DONE]":
-            self._done = True
+            self.done = True
             return None
         if not data:
             return None
