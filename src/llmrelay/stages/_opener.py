@@ -159,7 +159,9 @@ class ReplyOpener:
             raise self._body_error(call, self._mask.error(exc)) from exc.__cause__
         if terminal is not None and terminal.done:
             await drain(body, reply.errors)
-        if ended and not chunks and not parser.finished():
+        # Cut with no content yet (at most a role-only opener, which the caller never saw):
+        # retried like a failed request.
+        if ended and not (chunks and carries_content(chunks[-1])) and not parser.finished():
             raise self._body_error(
                 call,
                 APIConnectionError(
