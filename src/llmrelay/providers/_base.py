@@ -30,6 +30,7 @@ class ErrorInfo:
     def __init__(
         self,
         message: str,
+        *,
         code: str | None = None,
         retry_after: float | None = None,
         retryable: bool | None = None,
