@@ -1,6 +1,10 @@
 """A stream's total deadline, enforced without a cancel scope per network read.
 
-A cancel scope costs ~20 µs on asyncio, as much as reading the chunk itself, and a stream's
+Why it is kept: measured again after the core became stages (2,000-chunk streams from an
+in-process transport, asyncio, best of 7): 8.9 µs per chunk with no total deadline, 9.8 µs with
+this timer, 21.9 µs with an `anyio.fail_after` scope around each read.
+
+A cancel scope costs ~13-20 µs on asyncio, more than reading the chunk itself, and a stream's
 reads cannot sit under one long-lived scope: between chunks the generator is suspended in the
 consumer's code, where a cancellation meant for the read would land. So on asyncio one timer
 is set per stream. When it fires while the stream is inside a read, it cancels that read only:
