@@ -81,8 +81,12 @@ class ReplyAssembler:
 
     @property
     def partial(self) -> str:
-        """The text so far."""
-        return "".join(self.text)
+        """The text so far. Joined once and kept joined, so that reading it after every chunk
+        (a UI showing `stream.text`) costs the new pieces only, not the whole text each time."""
+        text = self.text
+        if len(text) > 1:
+            text[:] = ["".join(text)]
+        return text[0] if text else ""
 
     def add(self, chunk: StreamChunk) -> None:
         if chunk.text:

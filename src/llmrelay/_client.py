@@ -154,6 +154,7 @@ class AsyncClient:
             http_client=http_client,
             proxy=config.proxy,
             max_concurrency=config.max_concurrency,
+            mask=self._mask,
         )
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
@@ -181,9 +182,11 @@ class AsyncClient:
         self._chain = self._build_chain(observer)
 
     def __repr__(self) -> str:
+        from ._logging import redact_url  # a base URL may carry user:password@
+
         return (
-            f"AsyncClient(provider={self.provider.name!r}, base_url={self.base_url!r}, "
-            f"model={self.model!r})"
+            f"AsyncClient(provider={self.provider.name!r}, "
+            f"base_url={redact_url(self.base_url)!r}, model={self.model!r})"
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -290,22 +293,42 @@ class AsyncClient:
     def _timeout(self, timeout: Timeout | float | None) -> Timeout:
         return self.timeout if timeout is None else Timeout.coerce(timeout)
 
-    def _chat_request(
+    def _chat_call(
         self,
         messages: MessagesInput,
         model: str | None,
         params: dict[str, Any],
         extra_body: Mapping[str, Any] | None,
         extra_headers: Mapping[str, str] | None,
+        timeout: Timeout | float | None,
+        max_retries: int | None,
+        *,
         stream: bool,
-    ) -> ChatRequest:
-        return ChatRequest(
+    ) -> Call:
+        """The `Call` of a `chat()` or `stream()`: everything checked before anything is sent."""
+        request = ChatRequest(
             model=self._model(model),
             messages=normalize_messages(messages),
             params=params,
             extra_body=extra_body,
             extra_headers=extra_headers,
             stream=stream,
+        )
+        p = self.provider
+        estimated = 1
+        if self._config.rate_limit is not None:  # only the rate limiter reads the estimate
+            estimated = estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
+            estimated += params.get("max_tokens", 0)
+        return self._call(
+            p.adapter.build_chat(p, request),
+            parse=self._parse_chat,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            estimated_tokens=estimated,
+            model=request.model,
+            stream=stream,
+            new_parser=partial(p.adapter.new_stream_parser, p, request) if stream else None,
         )
 
     # -- calls -------------------------------------------------------------------------------
@@ -340,20 +363,11 @@ class AsyncClient:
             response_format=response_format,
             seed=seed,
         )
-        request = self._chat_request(messages, model, params, extra_body, extra_headers, False)
-        p = self.provider
-        call = self._call(
-            p.adapter.build_chat(p, request),
-            parse=self._parse_chat,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            estimated_tokens=estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
-            + (max_tokens or 0),
-            model=request.model,
+        call = self._chat_call(
+            messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=False
         )
         reply: ChatResponse = (await self._chain.send(call)).value
-        self._usage.record(reply.model or request.model, reply.usage)
+        self._usage.record(reply.model or call.model, reply.usage)
         return reply
 
     def stream(
@@ -400,24 +414,13 @@ class AsyncClient:
             response_format=response_format,
             seed=seed,
         )
-        request = self._chat_request(messages, model, params, extra_body, extra_headers, True)
-        p = self.provider
-        call = self._call(
-            p.adapter.build_chat(p, request),
-            parse=self._parse_chat,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            estimated_tokens=estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
-            + (max_tokens or 0),
-            model=request.model,
-            stream=True,
-            new_parser=partial(p.adapter.new_stream_parser, p, request),
+        call = self._chat_call(
+            messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=True
         )
         return ChatStream(
             chain=self._chain,
             call=call,
-            provider=p.name,
+            provider=self.provider.name,
             mask=self._mask,
             record=self._usage.record,
             on_text=on_text,

@@ -3,6 +3,8 @@ messages, events inside a stream. Adapters quote servers but never see the key; 
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._exceptions import LLMError
 
 
@@ -23,8 +25,21 @@ class KeyMask:
         return content.replace(key, b"***") if key and key in content else content
 
     def error(self, error: LLMError) -> LLMError:
-        """The same error, its message and arguments masked in place."""
+        """The same error, its message, arguments and any `body` it carries masked in place."""
         if self._key is not None:
             error.message = self.text(error.message)
             error.args = tuple(self.text(a) if isinstance(a, str) else a for a in error.args)
+            body = getattr(error, "body", None)
+            if body is not None:
+                error.body = self._value(body)  # type: ignore[attr-defined]
         return error
+
+    def _value(self, value: Any) -> Any:
+        """A JSON-like value with the key masked in every string (error paths only)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self._value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._value(item) for item in value]
+        return value

@@ -118,7 +118,10 @@ def redact_url(url: object) -> str:
     'https://x.test/v1beta/models?key=***&alt=sse'
     """
     text = str(url)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # unparsable (e.g. "http://[::1/v1"): show no more than the scheme
+        return text.partition("://")[0] + "://" + REDACTED
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")

@@ -320,7 +320,14 @@ def _api_key(value: Any, place: Place) -> str:
     if not isinstance(value, str) or (not value and not place.is_argument):
         shown = None if value == "" else f"a {type(value).__name__}"  # never a key's text
         raise place.bad("a non-empty string", value, shown=shown)
-    return value
+    # A key pasted from a file or `$(cat key.txt)` often ends in a newline or a space: dropped.
+    # What remains must fit in a header; otherwise httpx's error would quote the whole key.
+    key = value.strip()
+    if not key.isascii() or not key.isprintable():
+        raise place.bad(
+            "a key of printable ASCII characters", value, shown="one with other characters"
+        )
+    return key
 
 
 def _url(value: Any, place: Place) -> str:
@@ -329,6 +336,17 @@ def _url(value: Any, place: Place) -> str:
 
         shown = repr(redact_url(value)) if isinstance(value, str) else None
         raise place.bad("a URL starting with http:// or https://", value, shown=shown)
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname:
+        from ._logging import redact_url
+
+        raise place.bad("a URL with a host", value, shown=repr(redact_url(value)))
     return value
 
 

@@ -72,6 +72,7 @@ class _Run:
         "on_complete",
         "on_error",
         "on_text",
+        "opening",
         "record",
         "reply",
         "state",
@@ -98,6 +99,7 @@ class _Run:
         self.reply: Reply | None = None
         self.final: ChatResponse | None = None
         self.error: LLMError | None = None
+        self.opening: anyio.CancelScope | None = None
 
     async def chunks(self) -> AsyncGenerator[StreamChunk, None]:
         # One generator from request to end (no nested generator for the garbage collector to
@@ -107,28 +109,38 @@ class _Run:
             raise StreamError(f"this stream is {self.state.value}", provider=self.name)
         self.state = StreamState.OPENING
         call = self.call
-        try:
-            reply = await self.chain.send(call)
-        except LLMError as exc:
-            if exc is call.body_error:  # failed for good before its first chunk, in the body
-                raise await self._failure(exc) from exc
-            await self._fail(exc)
-            raise
+        reply: Reply | None = None
+        # aclose() from another task while this one waits for the first chunk cancels this
+        # scope: the stream then ends quietly, as it does when closed later.
+        with anyio.CancelScope() as opening:
+            self.opening = opening
+            try:
+                reply = await self.chain.send(call)
+            except LLMError as exc:
+                if exc is call.body_error:  # failed for good before its first chunk, in the body
+                    raise await self._failure(exc) from exc
+                await self._fail(exc)
+                raise
+            finally:
+                self.opening = None
+        if reply is None or self.state is StreamState.CLOSED:
+            if reply is not None:
+                await reply.aclose()
+            return
         self.reply = reply
         head: StreamHead = reply.value
         guard = head.guard
+        body = reply.body  # this task's own reference: aclose() elsewhere may clear the reply's
         self.state = StreamState.STREAMING
         try:
             add = self.assembler.add
-            on_chunk, on_text = self.on_chunk, self.on_text
+            callbacks = self.on_chunk is not None or self.on_text is not None
             for chunk in head.chunks:  # read by the opener, before anything reached the caller
                 add(chunk)
-                if on_chunk is not None:
-                    await _call(on_chunk, chunk)
-                if on_text is not None and chunk.text:
-                    await _call(on_text, chunk.text)
+                if callbacks and not await self._deliver(chunk):
+                    return
                 yield chunk
-            parser, decoder, body = head.parser, head.decoder, reply.body
+            parser, decoder = head.parser, head.decoder
             events = head.leftover  # arrived with the first chunk, not parsed yet
             reading = not head.ended
             done = False
@@ -144,10 +156,8 @@ class _Run:
                             raise await self._failure(exc) from exc
                         if chunk_or_none is not None:
                             add(chunk_or_none)
-                            if on_chunk is not None:
-                                await _call(on_chunk, chunk_or_none)
-                            if on_text is not None and chunk_or_none.text:
-                                await _call(on_text, chunk_or_none.text)
+                            if callbacks and not await self._deliver(chunk_or_none):
+                                return
                             yield chunk_or_none
                         if terminal is not None and terminal.done:
                             done, reading = True, False
@@ -162,6 +172,8 @@ class _Run:
                             with guard:
                                 data = await body.__anext__()
                     except StopAsyncIteration:
+                        if self.state is StreamState.CLOSED:
+                            return  # aclose() from another task closed the body under us
                         data = None
                     except errors as exc:
                         if self.state is StreamState.CLOSED:
@@ -208,14 +220,27 @@ class _Run:
         finally:
             if guard is not None:
                 guard.close()
-            await reply.aclose(error=self.error)  # no-op when already closed and finished
+            if self.state is StreamState.STREAMING:  # left early: a break, a raising callback
+                self.state = StreamState.CLOSED
+            if not reply.finished:
+                await reply.aclose(error=self.error)
 
     async def close(self) -> None:
         if self.state is not StreamState.FAILED:  # a failure stays visible after closing
             self.state = StreamState.CLOSED
+        if self.opening is not None:
+            self.opening.cancel()
         reply = self.reply
-        if reply is not None:
+        if reply is not None and not reply.finished:
             await reply.aclose(error=self.error)
+
+    async def _deliver(self, chunk: StreamChunk) -> bool:
+        """Run the callbacks for a chunk; False when the stream was closed meanwhile."""
+        if self.on_chunk is not None:
+            await _call(self.on_chunk, chunk)
+        if self.on_text is not None and chunk.text:
+            await _call(self.on_text, chunk.text)
+        return self.state is not StreamState.CLOSED
 
     async def _failure(self, exc: Exception) -> StreamError:
         """The `StreamError` for a failure in the body (`exc` becomes its cause)."""

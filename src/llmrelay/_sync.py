@@ -63,8 +63,8 @@ class SyncStream:
     breaking out of the loop, or dropping the object closes the response and frees the slot.
     """
 
-    def __init__(self, portal: BlockingPortal, stream: ChatStream) -> None:
-        self._portal = portal
+    def __init__(self, portal: Callable[[], BlockingPortal], stream: ChatStream) -> None:
+        self._open_portal = portal  # the client's: it says ClientStateError once closed
         self._stream = stream
 
     def __repr__(self) -> str:
@@ -74,7 +74,7 @@ class SyncStream:
         return self
 
     def __next__(self) -> StreamChunk:
-        future = self._portal.start_task_soon(self._stream.__anext__)
+        future = self._open_portal().start_task_soon(self._stream.__anext__)
         try:
             return future.result()
         except StopAsyncIteration:
@@ -107,11 +107,16 @@ class SyncStream:
 
     def final(self) -> ChatResponse:
         """Read whatever is left and return the complete reply (raises the stream's error)."""
-        return self._portal.call(self._stream.final)
+        return self._open_portal().call(self._stream.final)
 
     def close(self) -> None:
-        """Close the response and free the concurrency slot (safe to call more than once)."""
-        self._portal.call(self._stream.aclose)
+        """Close the response and free the concurrency slot (safe to call more than once, and
+        after the client was closed, which closed its streams with it)."""
+        try:
+            portal = self._open_portal()
+        except ClientStateError:
+            return
+        portal.call(self._stream.aclose)
 
 
 class Client:
@@ -199,7 +204,7 @@ class Client:
     def stream(self, *args: Any, **kwargs: Any) -> SyncStream:
         portal = self._open_portal()
         stream = portal.call(partial(self._async.stream, *args, **kwargs))
-        return SyncStream(portal, stream)
+        return SyncStream(self._open_portal, stream)
 
     @_params_of(AsyncClient.batch)
     def batch(self, *args: Any, **kwargs: Any) -> list[Any]:

@@ -16,7 +16,8 @@ import anyio
 import httpx
 import pytest
 
-from llmrelay import APIConnectionError, APITimeoutError, LLMError, Timeout
+from llmrelay import APIConnectionError, APITimeoutError, ClientStateError, LLMError, Timeout
+from llmrelay._keymask import KeyMask
 from llmrelay.senders._httpx import HttpxReply, HttpxSender
 from llmrelay.stages import Call
 
@@ -25,6 +26,7 @@ from ._fakes import make_call
 pytestmark = pytest.mark.anyio
 
 Handler = Callable[[httpx.Request], httpx.Response]
+KEY = "sk-sender-test-0123456789"
 
 
 @pytest.fixture(params=["own-transport", "http-client"])
@@ -37,6 +39,7 @@ def sender_over(handler: Handler, through: str, *, owns_http: bool = True) -> Ht
     return HttpxSender(
         provider="fake",
         request_id_header="x-request-id",
+        mask=KeyMask(KEY),
         http=httpx.AsyncClient(transport=transport),
         transport=transport if through == "own-transport" else None,
         owns_http=owns_http,
@@ -298,11 +301,17 @@ async def test_closing_the_sender_closes_only_its_own_client() -> None:
     transport = httpx.MockTransport(answer())
     async with httpx.AsyncClient(transport=transport) as users:
         sender = HttpxSender(
-            provider="fake", request_id_header="x-request-id", http=users, owns_http=False
+            provider="fake",
+            request_id_header="x-request-id",
+            mask=KeyMask(KEY),
+            http=users,
+            owns_http=False,
         )
         await sender.aclose()
         assert not users.is_closed
-        assert (await sender.send(make_call())).status == 200
+        assert (await users.get("https://api.test/v1/models")).status_code == 200
+        with pytest.raises(ClientStateError):  # the closed client's sender sends nothing more
+            await sender.send(make_call())
 
 
 async def test_debug_logs_name_the_path_and_attempt_only(

@@ -76,11 +76,11 @@ class AttemptTracker:
             self.attempts[key] += 1
             self.first_sent.setdefault(key, time.perf_counter())
 
-    def attempt_ended(self, call: Call, status: int | None, error: LLMError | None) -> None:
+    def attempt_ended(self, call: Call, status: int | None, error: BaseException | None) -> None:
         if status is not None:
             self.statuses[status] += 1
-        elif isinstance(error, APITimeoutError):
-            self.failures["timeout"] += 1
+        elif isinstance(error, APITimeoutError) or not isinstance(error, LLMError):
+            self.failures["timeout"] += 1  # a cancelled attempt: the total deadline ran out
         elif isinstance(error, APIConnectionError):
             self.failures["connection error"] += 1
 

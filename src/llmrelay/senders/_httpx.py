@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -21,10 +21,17 @@ import httpx
 
 from .. import _constants as C
 from .._config import Timeout
-from .._exceptions import APIConnectionError, APITimeoutError, ConfigError, LLMError
+from .._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientStateError,
+    ConfigError,
+    LLMError,
+)
 from ..stages._base import Call, Reply
 
 if TYPE_CHECKING:
+    from .._keymask import KeyMask
     from ..providers._base import Provider
 
 logger = logging.getLogger("llmrelay")
@@ -64,7 +71,7 @@ def httpx_timeout(timeout: Timeout) -> dict[str, float | None]:
 class HttpxReply(Reply):
     """A reply whose body is (or was) an httpx response."""
 
-    __slots__ = ("_provider", "_response")
+    __slots__ = ("_mask", "_provider", "_response")
 
     errors = HTTPX_ERRORS
 
@@ -73,15 +80,17 @@ class HttpxReply(Reply):
         response: httpx.Response,
         request_id: str | None,
         provider: str,
+        mask: KeyMask,
         content: bytes | None,
         body: AsyncIterator[bytes] | None,
     ) -> None:
         super().__init__(response.status_code, response.headers, request_id, content, body)
         self._response = response
         self._provider = provider
+        self._mask = mask
 
     def map_error(self, exc: BaseException) -> LLMError:
-        error = transport_error(exc, self._provider)
+        error = self._mask.error(transport_error(exc, self._provider))
         error.__cause__ = exc
         return error
 
@@ -116,6 +125,7 @@ class HttpxSender:
         *,
         provider: str,
         request_id_header: str,
+        mask: KeyMask,
         http: httpx.AsyncClient,
         transport: httpx.AsyncBaseTransport | None = None,
         owns_http: bool = True,
@@ -125,23 +135,34 @@ class HttpxSender:
         self._owns_http = owns_http
         self._provider = provider
         self._request_id_header = request_id_header
+        self._mask = mask  # httpx quotes what it refused to send, key included
+        self._closed = False
 
     def _request(self, call: Call) -> httpx.Request:
-        headers = call.headers
-        content = None
-        if call.json is not None:
-            content = json.dumps(call.json, ensure_ascii=False, separators=(",", ":")).encode()
-            headers["content-type"] = "application/json"
-        return httpx.Request(
-            call.method,
-            call.url,
-            params=call.params,
-            headers=headers,
-            content=content,
-            extensions={"timeout": httpx_timeout(call.timeout)},  # read by httpcore
-        )
+        content = call.content
+        if content is None and call.json is not None:  # encoded once, for every attempt
+            content = call.content = json.dumps(
+                call.json, ensure_ascii=False, separators=(",", ":")
+            ).encode()
+            call.headers["content-type"] = "application/json"
+        try:
+            return httpx.Request(
+                call.method,
+                call.url,
+                params=call.params,
+                headers=call.headers,
+                content=content,
+                extensions={"timeout": httpx_timeout(call.timeout)},  # read by httpcore
+            )
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{self._provider}: a header value holds characters an HTTP header cannot carry "
+                "(check the API key and the headers given)"
+            ) from None
 
     async def send(self, call: Call) -> Reply:
+        if self._closed:  # e.g. a stream made before aclose(), or a retry after it
+            raise ClientStateError("this AsyncClient is closed; create a new one")
         request = self._request(call)
         started = time.perf_counter()
         try:
@@ -159,7 +180,7 @@ class HttpxSender:
                     await response.aclose()
                 raise
         except HTTPX_ERRORS as exc:
-            error = transport_error(exc, self._provider)
+            error = self._mask.error(transport_error(exc, self._provider))
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%s %s -> %s in %.3fs (attempt %d, no response)",
@@ -182,10 +203,11 @@ class HttpxSender:
                 request_id,
             )
         body = None if content is not None else _body_pieces(response)
-        return HttpxReply(response, request_id, self._provider, content, body)
+        return HttpxReply(response, request_id, self._provider, self._mask, content, body)
 
     async def aclose(self) -> None:
         """Close the connections this sender opened (a user's `http_client` stays open)."""
+        self._closed = True
         if self._owns_http:
             await self._http.aclose()
 
@@ -196,24 +218,24 @@ def build_sender(
     http_client: httpx.AsyncClient | None,
     proxy: bool,
     max_concurrency: int,
+    mask: KeyMask,
 ) -> HttpxSender:
     """The sender for a client: over the user's `http_client` as it is; over httpx's own pools
-    when a proxy from the environment applies (`proxy`; httpx mounts the proxies itself, and
-    ignores them when given a transport); else over a transport of our own (the provider's, e.g. the mock's, or the
-    connection pool), which requests reach without going through `httpx.AsyncClient.send`."""
-    name, header = provider.name, provider.adapter.request_id_header
+    when a proxy from the environment applies (`proxy`: httpx mounts the proxies itself, and
+    ignores them when given a transport); else over a transport of our own (the provider's,
+    e.g. the mock's, or the connection pool), reached without `httpx.AsyncClient.send`."""
+    sender = partial(
+        HttpxSender,
+        provider=provider.name,
+        request_id_header=provider.adapter.request_id_header,
+        mask=mask,
+    )
     if http_client is not None:
-        return HttpxSender(
-            provider=name, request_id_header=header, http=http_client, owns_http=False
-        )
+        return sender(http=http_client, owns_http=False)
     if provider.transport_factory is None and proxy:
-        return HttpxSender(
-            provider=name, request_id_header=header, http=_proxied_http_client(max_concurrency)
-        )
+        return sender(http=_proxied_http_client(max_concurrency))
     transport = default_transport(provider)
-    return HttpxSender(
-        provider=name,
-        request_id_header=header,
+    return sender(
         http=httpx.AsyncClient(transport=transport, follow_redirects=False),
         transport=transport,
     )

@@ -40,6 +40,7 @@ class Call:
     __slots__ = (
         "attempt",
         "body_error",
+        "content",
         "deadline",
         "estimated_tokens",
         "headers",
@@ -86,13 +87,15 @@ class Call:
         self.estimated_tokens = estimated_tokens
         self.deadline: float | None = None  # the loop-clock time the whole call must end by
         self.attempt = 0  # retries done so far
+        self.content: bytes | None = None  # `json` encoded by the sender, once for every attempt
         # The last failure that came from reading a stream's body before its first chunk
         # (not from its status): the stream reports those as a `StreamError`.
         self.body_error: LLMError | None = None
         self.request_id: str | None = None  # the last attempt's, once a response arrived
 
     def __repr__(self) -> str:
-        return f"<Call {self.method} {self.url} attempt={self.attempt + 1}>"
+        path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]
+        return f"<Call {self.method} {path} attempt={self.attempt + 1}>"  # no host: it may hold a credential
 
 
 class StreamHead:
@@ -175,6 +178,10 @@ class Reply:
     async def _close_body(self) -> None:
         """Give the connection back (senders override)."""
 
+    @property
+    def finished(self) -> bool:
+        return self._finished is not None
+
     def on_finish(self, listener: FinishListener) -> None:
         """Run `listener(usage, error)` once the reply is finished (now, if it already is)."""
         if self._finished is not None:
@@ -189,8 +196,14 @@ class Reply:
             return
         self._finished = (usage, error)
         listeners, self._listeners = self._listeners, None
+        failure: BaseException | None = None
         for listener in listeners or ():  # innermost stage first, as a stack unwinds
-            listener(usage, error)
+            try:
+                listener(usage, error)
+            except BaseException as exc:  # one broken listener must not keep a slot taken
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def aclose(self, usage: Usage | None = None, error: LLMError | None = None) -> None:
         """Close the body (shielded: it runs in a cancelled task too), then finish."""

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .._exceptions import LLMError
 from ._base import Call, Reply, Stage
 
 
 class AttemptObserver(Protocol):
     def attempt_started(self, call: Call) -> None: ...
 
-    def attempt_ended(self, call: Call, status: int | None, error: LLMError | None) -> None: ...
+    def attempt_ended(self, call: Call, status: int | None, error: BaseException | None) -> None:
+        """`status` when a response arrived; else the error, or the cancellation (e.g. by the
+        call's total deadline) that ended the attempt."""
 
 
 class ObserveStage:
@@ -25,7 +26,7 @@ class ObserveStage:
         self._observer.attempt_started(call)
         try:
             reply = await self._inner.send(call)
-        except LLMError as exc:
+        except BaseException as exc:  # a cancellation too: the total deadline cuts attempts
             self._observer.attempt_ended(call, None, exc)
             raise
         self._observer.attempt_ended(call, reply.status, None)
