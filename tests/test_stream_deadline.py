@@ -67,10 +67,30 @@ async def test_the_callers_own_cancellation_is_not_turned_into_a_timeout() -> No
             assert (await client.chat("ok")).text == "echo: ok"
 
 
+def _live_deadline_timers() -> list[object]:
+    """The stream-deadline timers still scheduled on the running asyncio loop."""
+    import asyncio
+
+    from llmrelay._deadline import StreamDeadline
+
+    scheduled = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    return [
+        handle
+        for handle in scheduled
+        if not handle.cancelled()
+        and isinstance(getattr(handle._callback, "__self__", None), StreamDeadline)
+    ]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_stream_that_finishes_in_time_leaves_no_timer_behind() -> None:
     async with _client() as client:
         stream = client.stream(PROMPT, timeout=llmrelay.Timeout(total=0.3, read=30))
         reply = await stream.final()
         assert reply.text == "echo: " + PROMPT
-        await anyio.sleep(0.4)  # past the deadline: a leftover timer would cancel this task
+        assert _live_deadline_timers() == []  # its one timer was cancelled at the end
+        async for _ in client.stream(PROMPT, timeout=llmrelay.Timeout(total=0.3, read=30)):
+            break
+        await anyio.sleep(0.01)  # the loop finalises the dropped generator on its next turns
+        assert _live_deadline_timers() == []  # and when the consumer stops early
         assert (await client.chat("after")).text == "echo: after"

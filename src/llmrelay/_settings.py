@@ -43,7 +43,6 @@ DEFAULT_PROVIDER = "openai"
 BASE_HEADERS: Mapping[str, str] = MappingProxyType(
     {"user-agent": "llmrelay/0.1", "accept-encoding": "gzip, deflate"}
 )
-# httpx routes requests through a proxy when one of these is set (its trust_env behaviour).
 TIMEOUT_KEYS = ("connect", "read", "total")
 RATE_KEYS = ("requests_per_minute", "tokens_per_minute")
 
