@@ -1,0 +1,1 @@
+"""HTTP senders: the only modules that import an HTTP library at run time."""
