@@ -104,7 +104,7 @@ async def _child(kind: str, port: int, inflight: int) -> dict[str, Any]:
                 base_url=url, limits=httpx.Limits(max_connections=inflight), timeout=120
             )
         else:
-            from llmrelay.senders._pool import SlotTransport
+            from llmrelay._transport import SlotTransport
 
             client = httpx.AsyncClient(base_url=url, transport=SlotTransport(), timeout=120)
 

@@ -152,6 +152,14 @@ async def test_a_connection_is_kept_alive_and_reused() -> None:
         assert (server.opened, server.closed) == (1, 0)
 
 
+async def test_a_host_name_is_resolved_and_raced() -> None:
+    async with serving() as server, pooled(server) as (http, pool):
+        # "localhost" may resolve to ::1 first, where nothing listens: happy eyeballs moves on.
+        response = await http.get(f"http://localhost:{server.port}/ok")
+        assert response.text == "ok"
+        assert state(pool) == (1, 1)
+
+
 async def test_a_response_holds_its_connection_until_it_is_closed() -> None:
     async with serving() as server, pooled(server) as (http, pool):
         async with http.stream("GET", "/ok") as first:
