@@ -3,7 +3,8 @@ responses, run in its own process so the client's CPU time is measured alone.
 
 Paths: ``/v1/chat/completions`` answers a fixed chat completion (or, when the body asks for
 ``"stream": true``, a pre-built stream of N chunks, one write per event); ``/hold/...`` answers
-only once `hold` requests are waiting (for the memory benchmark).
+only once `hold` requests are waiting, or (with ``hold=0``) when ``/release`` is requested;
+``/held`` answers how many are waiting (for the memory benchmarks).
 """
 
 from __future__ import annotations
@@ -115,15 +116,25 @@ class _State:
     def handle(self, proto: _Protocol, path: str, body: bytes) -> None:
         if path.startswith("/hold"):
             self.held.append(proto)
-            if len(self.held) >= self.hold:
-                held, self.held = self.held, []
-                for waiting in held:
-                    waiting.transport.write(CHAT_RESPONSE)
+            if self.hold and len(self.held) >= self.hold:
+                self.release()
+            return
+        if path == "/held":
+            proto.transport.write(_response(str(len(self.held)).encode(), b"text/plain"))
+            return
+        if path == "/release":
+            proto.transport.write(_response(str(self.release()).encode(), b"text/plain"))
             return
         if b'"stream":true' in body or b'"stream": true' in body:
             asyncio.get_running_loop().create_task(self.stream(proto))
             return
         proto.transport.write(CHAT_RESPONSE)
+
+    def release(self) -> int:
+        held, self.held = self.held, []
+        for waiting in held:
+            waiting.transport.write(CHAT_RESPONSE)
+        return len(held)
 
     async def stream(self, proto: _Protocol) -> None:
         write = proto.transport.write
@@ -147,7 +158,8 @@ def _serve(port_queue: Any, stream_chunks: int, hold: int) -> None:
 
 
 class ServerProcess:
-    """Start the server in a child process; `.url` is its base URL."""
+    """Start the server in a child process; `.url` is its base URL. `hold=0`: held requests
+    wait for ``/release``."""
 
     def __init__(self, *, stream_chunks: int = 2000, hold: int = 1000) -> None:
         ctx = multiprocessing.get_context("spawn")

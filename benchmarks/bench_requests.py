@@ -1,4 +1,4 @@
-"""Benchmark: client CPU per non-streaming request, SDK overhead, memory per in-flight request,
+"""Benchmark: client CPU per non-streaming request, SDK overhead, peak RSS per in-flight request,
 and import time, each against raw httpx measured in the same run.
 
     python benchmarks/bench_requests.py            # full run (a minute or so)
@@ -17,16 +17,16 @@ import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Awaitable, Callable
 
 import httpx
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import bench_memory
 from _server import ServerProcess
 
 import llmrelay
-from llmrelay._transport import SlotTransport
+from llmrelay.senders._pool import SlotTransport
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 BODY = {"model": "bench-model", "messages": MESSAGES}
@@ -87,43 +87,14 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-async def memory_per_inflight(url: str, inflight: int) -> dict[str, float]:
-    out = {}
-    for name in ("raw httpx", "llmrelay"):
-        gc.collect()
-        tracemalloc.start()
-        if name == "raw httpx":
-            client = httpx.AsyncClient(
-                base_url=url, limits=httpx.Limits(max_connections=inflight), timeout=60
-            )
-
-            async def one(client: httpx.AsyncClient = client) -> object:
-                response = await client.post("/hold/chat/completions", json=BODY)
-                return json.loads(response.content)
-        else:
-            relay = llmrelay.AsyncClient(
-                "openai",
-                base_url=url + "/hold",
-                api_key="sk-bench",
-                model="bench-model",
-                max_concurrency=inflight,
-                timeout=60,
-            )
-
-            async def one(relay: llmrelay.AsyncClient = relay) -> object:
-                return await relay.chat(MESSAGES)
-
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        await asyncio.gather(*(one() for _ in range(inflight)))
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        out[name] = (peak - before) / inflight
-        if name == "raw httpx":
-            await client.aclose()
-        else:
-            await relay.aclose()
-    return out
+def memory_per_inflight(port: int, inflight: int, runs: int) -> dict[str, float]:
+    """Peak RSS (VmHWM) per in-flight request, KiB; each run in a fresh process (see
+    bench_memory.py, which also explains why not tracemalloc)."""
+    results: dict[str, list[float]] = {"raw httpx": [], "llmrelay": []}
+    for _ in range(runs):
+        for name, values in results.items():
+            values.append(bench_memory.measure(name, port, inflight)["inflight_kib"])
+    return {name: statistics.median(values) for name, values in results.items()}
 
 
 def import_time(code: str, runs: int = 7) -> float:
@@ -144,10 +115,10 @@ def main() -> None:
     concurrency = 32
     inflight = 1000
 
-    server = ServerProcess(hold=inflight)
+    server = ServerProcess(hold=0)  # /hold waits for /release
     try:
         cpu = asyncio.run(cpu_per_request(server.url, n, concurrency, rounds))
-        memory = asyncio.run(memory_per_inflight(server.url, inflight))
+        memory = memory_per_inflight(server.port, inflight, 1 if args.quick else 3)
     finally:
         server.close()
     base = import_time("import httpx, anyio")
@@ -161,11 +132,9 @@ def main() -> None:
         f"  SDK overhead over its own transport used raw: "
         f"{cpu['llmrelay'] / cpu['same transport, raw']:.2f}×"
     )
-    print(f"peak Python memory per in-flight request ({inflight} held open):")
+    print(f"peak RSS per in-flight request ({inflight} held open; VmHWM, fresh processes):")
     for name, value in memory.items():
-        print(
-            f"  {name:22s} {value / 1024:8.1f} KiB  {value / memory['raw httpx']:5.2f}× raw httpx"
-        )
+        print(f"  {name:22s} {value:8.1f} KiB  {value / memory['raw httpx']:5.2f}× raw httpx")
     print(
         f"import: httpx+anyio {base * 1e3:.0f} ms, llmrelay {ours * 1e3:.0f} ms "
         f"(our modules add {(ours - base) * 1e3:.0f} ms)"

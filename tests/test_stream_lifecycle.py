@@ -42,7 +42,7 @@ from llmrelay import (
     StreamError,
     Timeout,
 )
-from llmrelay._transport import SlotTransport
+from llmrelay.senders._pool import SlotTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -242,12 +242,12 @@ async def test_the_pool_has_nothing_left_open_after_an_abandoned_stream() -> Non
         async with client.stream("hi") as stream:
             async for _ in stream:
                 break
-        # The connection went back to the free list, closed (it was mid-body).
-        assert (transport.connections, transport.idle) == (1, 1)
+        # The connection was closed (it was mid-body), not put back for reuse.
+        assert (transport.connections, transport.idle) == (0, 0)
         with anyio.fail_after(BOUND):
             await server.wait_closed(1)
         await assert_slot_is_free(client)
-        assert (transport.connections, transport.idle) == (1, 1)  # reconnected on the same slot
+        assert (transport.connections, transport.idle) == (1, 1)  # reconnected, then kept
         assert server.opened == 2
 
 

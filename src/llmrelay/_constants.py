@@ -26,6 +26,11 @@ DEFAULT_MAX_CONCURRENCY = 16
 
 # How long an idle keep-alive connection of the pool lives (seconds).
 KEEPALIVE_EXPIRY = 30.0
+# Connecting to a name with several addresses: start the next attempt after this many seconds
+# (RFC 8305's recommendation).
+HAPPY_EYEBALLS_DELAY = 0.25
+# Received bytes buffered per connection before the socket stops being read (backpressure).
+SOCKET_READ_BUFFER = 256 * 1024
 
 # Streaming: the largest single server-sent event we accept (bytes).
 MAX_SSE_EVENT_SIZE = 8 * 1024 * 1024

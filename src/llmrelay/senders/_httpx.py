@@ -245,7 +245,7 @@ def default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
     """The provider's own transport (e.g. the mock's), else our connection pool."""
     if provider.transport_factory is not None:
         return provider.transport_factory()
-    from .._transport import SlotTransport
+    from ._pool import SlotTransport
 
     return SlotTransport()
 
@@ -253,7 +253,7 @@ def default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
 def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
     """httpx's own pools, which mount the env proxies. Like our pool, it never makes a request
     wait for a connection (the concurrency slots bound them)."""
-    from .._transport import default_ssl_context
+    from ._pool import default_ssl_context
 
     limits = httpx.Limits(
         max_connections=None,
