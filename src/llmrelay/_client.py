@@ -25,7 +25,7 @@ from ._request import (
     estimate_tokens,
     normalize_messages,
 )
-from ._types import ChatResponse, EmbeddingResponse, ModelInfo
+from ._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from ._usage import Prices, UsageTotals
 from .providers import Provider
 from .senders._httpx import build_sender
@@ -387,10 +387,10 @@ class AsyncClient:
         extra_headers: Mapping[str, str] | None = None,
         timeout: Timeout | float | None = None,
         max_retries: int | None = None,
-        on_text: Any = None,
-        on_chunk: Any = None,
-        on_complete: Any = None,
-        on_error: Any = None,
+        on_text: Callable[[str], Any] | None = None,
+        on_chunk: Callable[[StreamChunk], Any] | None = None,
+        on_complete: Callable[[ChatResponse], Any] | None = None,
+        on_error: Callable[[LLMError], Any] | None = None,
     ) -> ChatStream:
         """Stream a reply as `StreamChunk`s. Iterate it, or use it as an async context manager::
 
