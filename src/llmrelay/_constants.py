@@ -31,6 +31,10 @@ KEEPALIVE_EXPIRY = 30.0
 HAPPY_EYEBALLS_DELAY = 0.25
 # Received bytes buffered per connection before the socket stops being read (backpressure).
 SOCKET_READ_BUFFER = 256 * 1024
+# Writes go to a socket in pieces of at most this many bytes: asyncio's TLS transport takes one
+# write whole and signals no backpressure for it, so a peer that stops reading would otherwise
+# show up only as a read timeout, long after the write timeout.
+SOCKET_WRITE_PIECE = 64 * 1024
 
 # Streaming: the largest single server-sent event we accept (bytes).
 MAX_SSE_EVENT_SIZE = 8 * 1024 * 1024

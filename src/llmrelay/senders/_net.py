@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpcore
@@ -41,8 +41,7 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.data = self.data + data if self.data else data
@@ -132,17 +131,25 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         transport = p.transport
         if transport is None or p.eof or transport.is_closing():
             raise httpcore.WriteError(_describe(p.error) if p.error else "connection closed")
-        transport.write(buffer)
-        drained = p.drained
-        if drained is not None and not await _wait(drained, timeout):
-            raise httpcore.WriteTimeout("timed out sending")
-        if p.error is not None:
-            raise httpcore.WriteError(_describe(p.error))
+        # In pieces: asyncio's TLS transport takes one write whole into the socket's buffer and
+        # reports no backpressure for it, so a stalled peer would only show as a read timeout.
+        view = memoryview(buffer)
+        for start in range(0, len(view), C.SOCKET_WRITE_PIECE):
+            if p.eof or transport.is_closing():
+                raise httpcore.WriteError(_describe(p.error) if p.error else "connection closed")
+            transport.write(view[start : start + C.SOCKET_WRITE_PIECE])
+            drained = p.drained
+            if drained is not None and not await _wait(drained, timeout):
+                raise httpcore.WriteTimeout("timed out sending")
+            if p.error is not None:
+                raise httpcore.WriteError(_describe(p.error))
 
     async def aclose(self) -> None:
         transport = self._protocol.transport
         if transport is not None:
-            transport.close()
+            # abort, not close: close() waits for the write buffer to drain (forever if the
+            # peer stopped reading) and, on TLS, for the peer's close_notify (up to 30 s)
+            transport.abort()
 
     async def start_tls(
         self,
@@ -164,8 +171,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             if isinstance(exc, OSError):
                 raise httpcore.ConnectError(_describe(exc)) from exc
             raise
-        assert isinstance(transport, asyncio.Transport)
-        p.transport = transport
+        p.transport = cast(asyncio.Transport, transport)
         return self
 
     def get_extra_info(self, info: str) -> Any:
@@ -199,6 +205,8 @@ class Backend(httpcore.AsyncNetworkBackend):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if not isinstance(loop, asyncio.BaseEventLoop):  # trio, uvloop, ...: the anyio backend
             return await self._other().connect_tcp(
                 host, port, timeout, local_address, socket_options
             )

@@ -103,9 +103,10 @@ class _PooledStream(httpx.AsyncByteStream):
         if conn is None:
             return
         try:
-            await self._inner.aclose()
+            with anyio.CancelScope(shield=True):  # as httpcore's own pool: a cancelled caller
+                await self._inner.aclose()  # must not leave the connection half-closed
         finally:
-            self._pool._release(self._key, conn)
+            await self._pool._release(self._key, conn)
 
 
 class SlotTransport(httpx.AsyncBaseTransport):
@@ -131,6 +132,7 @@ class SlotTransport(httpx.AsyncBaseTransport):
         self._backend = Backend()
         self._free: dict[_Key, deque[_Idle]] = {}
         self._all: set[httpcore.AsyncHTTPConnection] = set()  # open, idle or in use
+        self._closed = False
 
     @property
     def connections(self) -> int:
@@ -156,7 +158,7 @@ class SlotTransport(httpx.AsyncBaseTransport):
         try:
             response = await conn.handle_async_request(core)
         except BaseException as exc:
-            self._release(key, conn)  # closed by httpcore unless the exchange completed
+            await self._release(key, conn)
             if isinstance(exc, Exception):
                 mapped = _as_httpx(exc, request)
                 if mapped is not None:
@@ -209,13 +211,15 @@ class SlotTransport(httpx.AsyncBaseTransport):
         self._all.add(conn)
         return conn
 
-    def _release(self, key: _Key, conn: httpcore.AsyncHTTPConnection) -> None:
-        if conn.is_available():
+    async def _release(self, key: _Key, conn: httpcore.AsyncHTTPConnection) -> None:
+        if conn.is_available() and not self._closed:
             free = self._free.get(key)
-            if free is not None:  # None: the pool was closed meanwhile
+            if free is not None:
                 free.append((self._clock(), conn))
                 return
-        self._all.discard(conn)
+        # Not reusable: closed already, or still NEW/ACTIVE (a cancellation between connecting
+        # and sending), or the pool was closed meanwhile. Close it; closing twice is harmless.
+        await self._close([conn])
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -235,6 +239,7 @@ class SlotTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         """Close every connection, idle or in use."""
+        self._closed = True
         conns = list(self._all)
         self._free.clear()
         await self._close(conns)
@@ -244,8 +249,14 @@ class SlotTransport(httpx.AsyncBaseTransport):
 def default_ssl_context() -> ssl.SSLContext:
     """One verifying TLS context per process: loading the CA bundle costs tens of ms, and each
     context holds about 12 KiB of memory."""
+    import os
+
     import certifi  # httpx's own dependency; imported late because it is only needed for TLS
 
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
     return ssl.create_default_context(cafile=certifi.where())
 
 
