@@ -110,12 +110,14 @@ class AsyncClient:
 
     @classmethod
     def from_profile(cls, name: str | None = None, **overrides: Any) -> AsyncClient:
-        """A client from profile `name` of ``llmrelay.toml`` (default: ``$LLMRELAY_PROFILE``,
-        then the file's ``default_profile``). Precedence: `overrides` (any `AsyncClient`
-        argument) > environment (``LLMRELAY_PROVIDER``, ``LLMRELAY_MODEL``, the preset's key
-        and URL variables) > the profile > the preset's defaults::
+        """A client from profile `name` of ``llmrelay.toml`` or ``llmrelay.yaml`` (default:
+        ``$LLMRELAY_PROFILE``, then the file's ``default_profile``). Precedence: `overrides`
+        (any `AsyncClient` argument) > environment (``LLMRELAY_PROVIDER``, ``LLMRELAY_MODEL``,
+        the preset's key and URL variables) > the profile > the preset's defaults.
+        ``config_path=`` names the file (TOML, or YAML by a ``.yaml``/``.yml`` name)::
 
             client = llmrelay.AsyncClient.from_profile("work", model="gpt-4o")
+            client = llmrelay.AsyncClient.from_profile(config_path="config.yaml")
         """
         from ._settings import resolve_profile_config
 

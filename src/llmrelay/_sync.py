@@ -139,7 +139,8 @@ class Client:
 
     @classmethod
     def from_profile(cls, name: str | None = None, **overrides: Any) -> Client:
-        """A client from profile `name` of ``llmrelay.toml``, as `AsyncClient.from_profile`."""
+        """A client from profile `name` of ``llmrelay.toml`` or ``llmrelay.yaml`` (or
+        ``config_path=``), as `AsyncClient.from_profile`."""
         client = cls.__new__(cls)
         client._start(partial(AsyncClient.from_profile, name, **overrides))
         return client

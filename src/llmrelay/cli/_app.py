@@ -45,7 +45,8 @@ def cli(ctx: click.Context, /, **shared: Any) -> None:
     A file of prompts:                 llmrelay batch prompts.jsonl -o results.jsonl
 
     Settings come from options, then the environment (LLMRELAY_PROVIDER, LLMRELAY_MODEL,
-    OPENAI_API_KEY...), then llmrelay.toml profiles. LLMRELAY_LOG=debug logs every request.
+    OPENAI_API_KEY...), then llmrelay.toml (or llmrelay.yaml) profiles. LLMRELAY_LOG=debug
+    logs every request.
     """
     load_dotenv_file()
     options = Options(**shared)

@@ -52,11 +52,12 @@ _SHARED = (
     click.option("-p", "--provider", help="Provider preset (openai, anthropic, mock, ...)."),
     click.option("-m", "--model", help="Model name."),
     click.option("--base-url", help="Base URL of the API (overrides the preset's)."),
-    click.option("--profile", help="Profile of llmrelay.toml to use."),
+    click.option("--profile", help="Profile of the config file to use."),
     click.option(
         "--config",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Config file (default: ./llmrelay.toml, then the user config dir).",
+        help="Config file, TOML or YAML (*.yaml, *.yml) (default: ./llmrelay.toml or "
+        "./llmrelay.yaml, then the user config dir's).",
     ),
     click.option(
         "--max-concurrency", type=click.IntRange(min=1), help="Requests in flight at most."
