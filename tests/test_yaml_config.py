@@ -214,14 +214,17 @@ def test_the_cli_reports_a_yaml_mistake_in_one_line(here: Path) -> None:
     (here / "config.yaml").write_text("profiles:\n  work:\n    model: [unclosed\n")
     result = invoke("--config", "config.yaml", "-p", "mock", "ask", "hi")
     assert result.exit_code == 2
-    assert "config.yaml: not valid YAML:" in result.stderr and "line 4" in result.stderr
+    assert (
+        "config.yaml: not valid YAML: while parsing a flow sequence (at line 3), expected ',' or "
+        "']', but got '<stream end>' (at line 4, column 1)"
+    ) in result.stderr
     assert "Traceback" not in result.stderr
 
 
 # -- where the file is found ---------------------------------------------------------------------
 
 
-def test_each_place_is_searched_for_toml_then_yaml(tmp_path: Path) -> None:
+def test_the_working_directory_comes_first_whatever_the_format(tmp_path: Path) -> None:
     here, user = tmp_path / "here", tmp_path / "xdg" / "llmrelay"
     here.mkdir()
     user.mkdir(parents=True)
@@ -230,11 +233,14 @@ def test_each_place_is_searched_for_toml_then_yaml(tmp_path: Path) -> None:
     def model() -> str | None:
         return llmrelay.AsyncClient.from_profile(cwd=here, environ=env).model
 
-    (user / "llmrelay.toml").write_text('default_profile = "p"\n[profiles.p]\nprovider = "mock"\n'
-                                        'model = "user-toml"\n')  # fmt: skip
-    assert model() == "user-toml"
-    (here / "llmrelay.yml").write_text(MOCK_YAML.replace("offline", "p") + "    model: here-yml\n")
-    assert model() == "here-yml"  # the working directory first, whatever the format
+    (user / "llmrelay.yaml").write_text(MOCK_YAML + "    model: user-yaml\n")
+    assert model() == "user-yaml"
+    (here / "llmrelay.toml").write_text(
+        'default_profile = "p"\n[profiles.p]\nprovider = "mock"\nmodel = "here-toml"\n'
+    )
+    assert model() == "here-toml"
+    (user / "llmrelay.toml").write_text("")  # two in the user dir: never looked at now
+    assert model() == "here-toml"
 
 
 @pytest.mark.parametrize(
@@ -253,11 +259,15 @@ def test_two_config_files_in_one_place_is_an_error(tmp_path: Path, names: tuple[
     (tmp_path / names[1]).write_text(MOCK_YAML)
     client = llmrelay.AsyncClient.from_profile(config_path=tmp_path / names[1], environ=env)
     assert client.provider.name == "mock"
+    env["LLMRELAY_CONFIG"] = str(tmp_path / names[1])
+    assert llmrelay.AsyncClient.from_profile(cwd=tmp_path, environ=env).provider.name == "mock"
 
 
 def test_a_missing_named_profile_mentions_both_file_names(tmp_path: Path) -> None:
     with pytest.raises(llmrelay.ConfigError, match=r"llmrelay\.toml or llmrelay\.yaml"):
-        llmrelay.AsyncClient.from_profile("work", cwd=tmp_path, environ={"XDG_CONFIG_HOME": "/x"})
+        llmrelay.AsyncClient.from_profile(
+            "work", cwd=tmp_path, environ={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+        )
 
 
 # -- what YAML adds: empty files, shapes, duplicates, coercions, parse errors ---------------------
@@ -327,6 +337,17 @@ def test_yaml_mistakes_name_the_file_and_the_key_or_the_line(
     assert "\n" not in str(info.value)  # one line, for the CLI's one-line errors
 
 
+def test_an_unknown_key_is_not_explained_by_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("profiles:\n  work:\n    stream: yes\n")
+    with pytest.raises(llmrelay.ConfigError) as info:
+        llmrelay.AsyncClient.from_profile("work", config_path=path, cwd=tmp_path, environ={})
+    assert str(info.value) == (
+        "config.yaml: profiles.work.stream: unknown key (allowed: api_key, base_url, headers, "
+        "max_concurrency, max_retries, model, prices, provider, rate_limit, timeout)"
+    )
+
+
 def test_anchors_and_merge_keys_share_settings_between_profiles(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
@@ -388,3 +409,36 @@ def test_importing_llmrelay_does_not_import_yaml() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_docs_toml_and_yaml_examples_give_the_same_settings(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    toml_text = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    yaml_text = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "llmrelay.toml").write_text(toml_text)
+    (tmp_path / "llmrelay.yaml").write_text(yaml_text)
+    env = {"WORK_OPENAI_KEY": "k"}
+    for profile in ("work", "local"):
+        configs = [
+            resolve_profile_config(profile, config_path=tmp_path / name, environ=env)
+            for name in ("llmrelay.toml", "llmrelay.yaml")
+        ]
+        assert dataclasses.replace(configs[0], sources={}) == dataclasses.replace(
+            configs[1], sources={}
+        )
+
+
+def test_the_installed_command_reads_config_yaml(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(MOCK_YAML)
+    src = str(Path(__file__).parents[1] / "src")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": src, "XDG_CONFIG_HOME": str(tmp_path / "x")}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "--config", "config.yaml", "ask", "hello", "yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "echo: hello yaml\n", "")

@@ -204,7 +204,9 @@ def _check_file(data: Any, path: Path, label: str, words: _Words) -> ConfigFile:
             try:
                 _check_key(key, value, Place(str(key), f"{where}.{key}"))
             except ConfigError as exc:
-                hint = words.hint({key: value}, key in _TEXT_KEYS)
+                # An unknown key is the mistake, whatever its value: only the key is explained.
+                culprit = {key: value} if key in PROFILE_KEYS else key
+                hint = words.hint(culprit, key in _TEXT_KEYS)
                 if not hint:
                     raise
                 raise ConfigError(f"{exc}{hint}") from None

@@ -56,8 +56,8 @@ _SHARED = (
     click.option(
         "--config",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Config file, TOML or YAML (*.yaml, *.yml) (default: ./llmrelay.toml or "
-        "./llmrelay.yaml, then the user config dir's).",
+        help="Config file: TOML, or YAML if named *.yaml or *.yml (default: llmrelay.toml "
+        "or llmrelay.yaml here, else in the user config dir).",
     ),
     click.option(
         "--max-concurrency", type=click.IntRange(min=1), help="Requests in flight at most."
