@@ -265,7 +265,10 @@ def encode_body(body: Any, provider: str) -> bytes:
     try:
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
-        where = _unencodable(body, "", set()) or str(exc)
+        try:
+            where = _unencodable(body, "", set()) or str(exc)
+        except RecursionError:  # nested deeper than Python can walk
+            where = str(exc)
         raise ConfigError(f"{provider}: the request body cannot be sent as JSON: {where}") from None
     return text.encode()
 

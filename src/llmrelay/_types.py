@@ -184,7 +184,8 @@ class ToolCallFunction(TypedDict):
 
 
 class ToolCallDict(TypedDict):
-    """A function call in an assistant message: the shape `ToolCall.to_dict()` gives."""
+    """A function call in an assistant message, as `ToolCall.to_dict()` gives it (an OpenAI
+    custom tool's call has another shape: replay it as a `Message`)."""
 
     id: str
     type: Literal["function"]
