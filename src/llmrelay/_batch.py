@@ -59,6 +59,22 @@ def check_options(method: str, options: Mapping[str, object]) -> None:
         raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}{hint}")
 
 
+def check_prompts(method: str, prompts: object) -> None:
+    """A str is a sequence too, of characters: `batch("hello")` would send five prompts. So a
+    bare str (or bytes), or anything else that is not a sequence of prompts, is a `TypeError`
+    now, before anything is sent. (Each prompt is checked by `chat()` as it is sent.)"""
+    if isinstance(prompts, str | bytes | bytearray):
+        raise TypeError(
+            f"{method}() takes a list of prompts, got a {type(prompts).__name__}; "
+            "for one prompt use chat(), or pass [prompt]"
+        )
+    if not isinstance(prompts, Sequence):
+        raise TypeError(
+            f"{method}() takes a list of prompts (each a str or a list of messages), "
+            f"got {type(prompts).__name__}"
+        )
+
+
 async def run_pool(count: int, work: Callable[[int], Awaitable[bool]], *, workers: int) -> None:
     """Run `work(index)` for every index below `count`, in index order, on at most `workers`
     tasks. A `work` that returns False stops the pool: the others are cancelled. The one worker

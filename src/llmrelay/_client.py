@@ -438,15 +438,18 @@ class AsyncClient:
         return_exceptions: bool = False,
         **options: Unpack[ChatOptions],
     ) -> list[Any]:
-        """`chat()` for each prompt, concurrently; results in input order. `options` are
-        `chat()`'s keyword arguments (`model`, `temperature`...), the same for every prompt.
+        """`chat()` for each prompt, concurrently; results in input order. `prompts` is a list
+        (or tuple) of prompts, each a str or a list of messages; a bare str is a `TypeError`,
+        not one prompt per character. `options` are `chat()`'s keyword arguments (`model`,
+        `temperature`...), the same for every prompt.
 
         With `return_exceptions=True` a failed prompt's slot holds its typed error, so there is
         exactly one outcome per input. Otherwise the first error cancels the rest and is raised.
         """
-        from ._batch import check_options, run_batch
+        from ._batch import check_options, check_prompts, run_batch
 
         check_options("AsyncClient.batch", options)
+        check_prompts("AsyncClient.batch", prompts)
         self._check()
         return await run_batch(
             partial(self.chat, **options),
@@ -461,9 +464,10 @@ class AsyncClient:
         """Yield `(index, reply or typed error)` as each prompt finishes; `options` as for
         `batch()`. Consume it fully, or wrap it in `contextlib.aclosing(...)` when you may stop
         early."""
-        from ._batch import check_options, run_as_completed
+        from ._batch import check_options, check_prompts, run_as_completed
 
         check_options("AsyncClient.as_completed", options)
+        check_prompts("AsyncClient.as_completed", prompts)
         self._check()
         # Closed explicitly: left to the garbage collector, the inner generator would be
         # finalised in another task, and its task group (with workers still running) with it.

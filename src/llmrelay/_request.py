@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._exceptions import ConfigError
-from ._types import Message
+from ._types import (
+    AssistantMessage,
+    DeveloperMessage,
+    Message,
+    MessageDict,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+)
 
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+MessagesInput = str | Sequence[Message | MessageDict]
 
-MessagesInput = str | Sequence[Message | Mapping[str, Any]]
+# The keys a message dict may have, by role: those of its TypedDict (one source for the type
+# checker and this check), so a misspelt key is an error instead of a field the provider
+# ignores or answers 400 to.
+_KEYS: dict[str, frozenset[str]] = {
+    role: frozenset(typed.__required_keys__ | typed.__optional_keys__)
+    for role, typed in (
+        ("system", SystemMessage),
+        ("developer", DeveloperMessage),
+        ("user", UserMessage),
+        ("assistant", AssistantMessage),
+        ("tool", ToolMessage),
+    )
+}
+# An assistant turn may also carry what OpenAI-compatible replies put in their message (OpenAI's
+# `annotations`, `audio`, `function_call`; vLLM's and OpenRouter's `reasoning`...), so the raw
+# message of a reply can be appended to the conversation as it came.
+_KEYS["assistant"] |= {"annotations", "audio", "function_call", "reasoning", "reasoning_details"}
+_ROLES = frozenset(_KEYS)
 
 
 # Internal records are plain slotted classes: a dataclass costs ~1 ms of import time each.
@@ -65,7 +92,17 @@ class WireRequest:
         return f"WireRequest({self.method} {self.path})"
 
 
-def _check_message(item: Message | Mapping[str, Any], position: int) -> dict[str, Any]:
+def _did_you_mean(word: object, choices: frozenset[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    from difflib import get_close_matches  # only on the error path
+
+    close = get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_message(item: object, position: int) -> dict[str, Any]:
+    typed = isinstance(item, Message)  # its fields are its keys: nothing misspelt
     if isinstance(item, Message):
         msg = item.to_dict()
     elif isinstance(item, Mapping):
@@ -76,11 +113,22 @@ def _check_message(item: Message | Mapping[str, Any], position: int) -> dict[str
             f"got {type(item).__name__}"
         )
     role = msg.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise ConfigError(
-            f"messages[{position}] has role {role!r}; expected one of {sorted(_ROLES)}"
+            f"messages[{position}] has role {role!r}{_did_you_mean(role, _ROLES)}; "
+            f"expected one of {sorted(_ROLES)}"
+        )
+    keys = _KEYS[role]
+    if not typed and not msg.keys() <= keys:
+        key = next(k for k in msg if k not in keys)
+        raise ConfigError(
+            f"messages[{position}] has an unknown key {key!r}{_did_you_mean(key, keys)}; "
+            f"a {role} message takes {', '.join(sorted(keys))}"
         )
     content = msg.get("content")
+    if isinstance(content, tuple):  # typed as a Sequence; the adapters read lists
+        content = list(content)
+        msg = {**msg, "content": content}
     if content is not None and not isinstance(content, str | list):
         raise ConfigError(
             f"messages[{position}].content must be a string, a list of parts or None, "
@@ -88,9 +136,26 @@ def _check_message(item: Message | Mapping[str, Any], position: int) -> dict[str
         )
     if content is None and role != "assistant":
         raise ConfigError(f"messages[{position}] ({role}) has no content")
+    if isinstance(content, list):
+        for index, part in enumerate(content):
+            _check_part(part, f"messages[{position}].content[{index}]")
     if role == "tool" and not msg.get("tool_call_id"):
         raise ConfigError(f"messages[{position}] is a tool result without 'tool_call_id'")
     return msg
+
+
+def _check_part(part: object, where: str) -> None:
+    """The parts every family reads; other types (a provider's own blocks) pass as they are."""
+    if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+        raise ConfigError(f"{where} must be a dict with a 'type', such as 'text' or 'image_url'")
+    kind = part["type"]
+    if kind == "text" and not isinstance(part.get("text"), str):
+        raise ConfigError(f"{where} is a text part without a string 'text'")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image  # some take a bare URL
+        if not isinstance(url, str):
+            raise ConfigError(f"{where} is an image_url part without 'image_url': {{'url': ...}}")
 
 
 def normalize_messages(messages: MessagesInput) -> list[dict[str, Any]]:
@@ -99,18 +164,24 @@ def normalize_messages(messages: MessagesInput) -> list[dict[str, Any]]:
         if not messages:
             raise ConfigError("the prompt is an empty string")
         return [{"role": "user", "content": messages}]
-    if isinstance(messages, Message | Mapping) or not isinstance(messages, Sequence):
+    if isinstance(messages, Message | Mapping | bytes | bytearray) or not isinstance(
+        messages, Sequence
+    ):
+        one = " (one message? put it in a list)" if isinstance(messages, Message | Mapping) else ""
         raise ConfigError(
-            f"messages must be a str or a list of Message/dict items, got {type(messages).__name__}"
+            "messages must be a str or a list of Message/dict items, "
+            f"got {type(messages).__name__}{one}"
         )
     if not messages:
         raise ConfigError("messages is empty")
-    return [_check_message(item, i) for i, item in enumerate(messages)]  # type: ignore[arg-type]
+    return [_check_message(item, i) for i, item in enumerate(messages)]
 
 
 def _check_number(name: str, value: Any, low: float, high: float | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):  # NaN slips past the bounds below: every comparison is False
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
@@ -185,3 +256,52 @@ def estimate_tokens(messages: list[dict[str, Any]], chars_per_token: int) -> int
                 if isinstance(part, Mapping) and isinstance(part.get("text"), str):
                     chars += len(part["text"])
     return max(1, chars // chars_per_token)
+
+
+def encode_body(body: Any, provider: str) -> bytes:
+    """The request body as JSON. NaN and ±Infinity are not JSON (Python would write `NaN`, which
+    servers answer 400 or 500 to, and a 500 would be retried), and a value JSON has no type for
+    is not one either: each is a `ConfigError` naming where in the body it is."""
+    try:
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        try:
+            where = _unencodable(body, "", set()) or str(exc)
+        except RecursionError:  # nested deeper than Python can walk
+            where = str(exc)
+        raise ConfigError(f"{provider}: the request body cannot be sent as JSON: {where}") from None
+    return text.encode()
+
+
+def _unencodable(value: Any, path: str, open_containers: set[int]) -> str | None:
+    """What `json.dumps(..., allow_nan=False)` refuses first in `value`, said for a person."""
+    here = path or "the body"
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return None
+    if isinstance(value, float):
+        return (
+            None if math.isfinite(value) else f"{here} is {value!r} (JSON has no NaN or Infinity)"
+        )
+    if not isinstance(value, dict | list | tuple):
+        return f"{here} is of type {type(value).__name__}, which JSON cannot encode"
+    if id(value) in open_containers:
+        return f"{here} contains itself"
+    open_containers.add(id(value))
+    if isinstance(value, dict):
+        items: Any = value.items()
+    else:
+        items = enumerate(value)
+    for key, item in items:
+        if isinstance(value, dict):
+            if not (key is None or isinstance(key, str | int | float)):
+                return f"{here} has a key of type {type(key).__name__}, which JSON cannot encode"
+            if isinstance(key, float) and not math.isfinite(key):
+                return f"{here} has the key {key!r} (JSON has no NaN or Infinity)"
+            where = f"{path}.{key}" if path else str(key)
+        else:
+            where = f"{path}[{key}]"
+        found = _unencodable(item, where, open_containers)
+        if found:
+            return found
+    open_containers.discard(id(value))
+    return None

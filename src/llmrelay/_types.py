@@ -7,8 +7,9 @@ Messages travel internally as OpenAI-shaped dicts (the lingua franca of the wire
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -118,6 +119,149 @@ class Message:
         if self.reasoning_blocks:
             out[REASONING_BLOCKS_KEY] = [block.to_dict() for block in self.reasoning_blocks]
         return out
+
+
+# -- messages written as dicts, typed ------------------------------------------------------------
+# A dict literal passed to `chat()` is checked against these, so a misspelt key or role is a
+# type error. The keys a message may leave out sit in a `total=False` subclass: with postponed
+# annotations Python 3.11 cannot tell `NotRequired[...]` apart at run time, and the request
+# check (`_request._check_message`) reads each role's keys from these very classes.
+
+
+class _ImageURLKeys(TypedDict):
+    url: str
+
+
+class ImageURL(_ImageURLKeys, total=False):
+    """An image by ``http(s)://`` URL or ``data:<media type>;base64,...`` URL; `mime_type`
+    tells Gemini the type of a file URL whose name does not."""
+
+    detail: Literal["auto", "low", "high"]
+    mime_type: str
+
+
+class _TextPartKeys(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class TextPart(_TextPartKeys, total=False):
+    """``{"type": "text", "text": ...}``; `cache_control` marks an Anthropic cache breakpoint."""
+
+    cache_control: Mapping[str, Any]
+
+
+class _ImagePartKeys(TypedDict):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class ImagePart(_ImagePartKeys, total=False):
+    """``{"type": "image_url", "image_url": {"url": ...}}``."""
+
+    cache_control: Mapping[str, Any]
+
+
+class InputAudio(TypedDict):
+    data: str  # base64
+    format: Literal["wav", "mp3"]
+
+
+class AudioPart(TypedDict):
+    """``{"type": "input_audio", "input_audio": {"data": ..., "format": "wav"}}`` (OpenAI's
+    audio models, Gemini)."""
+
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+ContentPart = TextPart | ImagePart | AudioPart
+
+
+class ToolCallFunction(TypedDict):
+    name: str
+    arguments: str  # the JSON text of the arguments
+
+
+class ToolCallDict(TypedDict):
+    """A function call in an assistant message, as `ToolCall.to_dict()` gives it (an OpenAI
+    custom tool's call has another shape: replay it as a `Message`)."""
+
+    id: str
+    type: Literal["function"]
+    function: ToolCallFunction
+
+
+class ReasoningBlockDict(TypedDict, total=False):
+    """The shape `ReasoningBlock.to_dict()` gives."""
+
+    text: str
+    signature: str | None
+    redacted: str | None
+
+
+class _SystemKeys(TypedDict):
+    role: Literal["system"]
+    content: str | Sequence[TextPart]
+
+
+class SystemMessage(_SystemKeys, total=False):
+    name: str
+
+
+class _DeveloperKeys(TypedDict):
+    role: Literal["developer"]
+    content: str | Sequence[TextPart]
+
+
+class DeveloperMessage(_DeveloperKeys, total=False):
+    name: str
+
+
+class _UserKeys(TypedDict):
+    role: Literal["user"]
+    content: str | Sequence[ContentPart]
+
+
+class UserMessage(_UserKeys, total=False):
+    name: str
+
+
+class _AssistantKeys(TypedDict):
+    role: Literal["assistant"]
+
+
+class AssistantMessage(_AssistantKeys, total=False):
+    """A model turn. `reasoning_content`/`reasoning_signature`/`reasoning_blocks` replay its
+    reasoning (`Message.to_dict()` fills them; each family sends back what it takes), `prefix`
+    (DeepSeek, Mistral) and `partial` (Moonshot) ask the model to continue this turn."""
+
+    content: str | Sequence[TextPart] | None
+    name: str
+    tool_calls: Sequence[ToolCallDict]
+    refusal: str | None
+    reasoning_content: str | None
+    reasoning_signature: str | None
+    reasoning_blocks: Sequence[ReasoningBlockDict | ReasoningBlock]
+    prefix: bool
+    partial: bool
+
+
+class _ToolKeys(TypedDict):
+    role: Literal["tool"]
+    content: str | Sequence[ContentPart]
+    tool_call_id: str
+
+
+class ToolMessage(_ToolKeys, total=False):
+    """A tool's result. `name` is the function's (Gemini needs it when no earlier assistant
+    turn in the list made the call); `is_error` marks a failed call (Anthropic)."""
+
+    name: str
+    is_error: bool
+
+
+MessageDict = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 
 from .. import __version__
-from .._types import ChatResponse
+from .._types import ChatResponse, MessageDict
 from ._batch import batch
 from ._chat import chat
 from ._common import (
@@ -80,7 +80,7 @@ def ask(
     """
     state = State.of(ctx, shared)
     text = _read_prompt(" ".join(prompt) or None)
-    messages: list[dict[str, Any]] = []
+    messages: list[MessageDict] = []
     if system:
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": text})
@@ -103,7 +103,7 @@ def _read_prompt(prompt: str | None) -> str:
 
 
 async def _ask(
-    state: State, messages: list[dict[str, Any]], params: dict[str, Any], stream: bool
+    state: State, messages: list[MessageDict], params: dict[str, Any], stream: bool
 ) -> None:
     started = time.perf_counter()
     async with state.client() as client:

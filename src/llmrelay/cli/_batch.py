@@ -14,7 +14,7 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.console import Console
@@ -54,6 +54,9 @@ from ._common import (
     stdout_console,
 )
 from ._render import BatchStats, ProgressView, progress_bar, summary_table
+
+if TYPE_CHECKING:
+    from .._types import MessageDict
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -164,7 +167,7 @@ class _Job:
         record: dict[str, Any] = {"id": item.id}
         try:
             reply = await self.client.chat(
-                item.messages,
+                cast("list[MessageDict]", item.messages),  # checked when the file was read
                 model=item.model,
                 extra_headers={IDEMPOTENCY_HEADER: key},
                 **item.params,

@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from .._client import AsyncClient
 from .._exceptions import LLMError
-from .._types import ChatResponse
+from .._types import ChatResponse, MessageDict
 from ._common import State, explain, shared_options, stderr_console, stream_to_stdout
 
 HELP = "/exit quits · /reset forgets the conversation · /model NAME switches model · Ctrl-C stops a reply"
@@ -33,10 +33,12 @@ class Conversation:
     """The turns so far (the system message, when given, stays across /reset)."""
 
     system: str | None = None
-    turns: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[MessageDict] = field(default_factory=list)
 
-    def messages(self, user_text: str) -> list[dict[str, Any]]:
-        head = [{"role": "system", "content": self.system}] if self.system else []
+    def messages(self, user_text: str) -> list[MessageDict]:
+        head: list[MessageDict] = (
+            [{"role": "system", "content": self.system}] if self.system else []
+        )
         return [*head, *self.turns, {"role": "user", "content": user_text}]
 
     def add(self, user_text: str, reply: str) -> None:

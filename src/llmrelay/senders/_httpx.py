@@ -9,7 +9,6 @@ a client that must honour proxy environment variables, go through `AsyncClient.s
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from .._exceptions import (
     ConfigError,
     LLMError,
 )
+from .._request import encode_body
 from ..stages._base import Call, Reply
 
 if TYPE_CHECKING:
@@ -141,9 +141,7 @@ class HttpxSender:
     def _request(self, call: Call) -> httpx.Request:
         content = call.content
         if content is None and call.json is not None:  # encoded once, for every attempt
-            content = call.content = json.dumps(
-                call.json, ensure_ascii=False, separators=(",", ":")
-            ).encode()
+            content = call.content = encode_body(call.json, self._provider)
             call.headers["content-type"] = "application/json"
         try:
             return httpx.Request(
