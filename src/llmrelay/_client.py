@@ -22,6 +22,7 @@ from ._request import (
     MessagesInput,
     WireRequest,
     build_params,
+    encode_body,
     estimate_tokens,
     normalize_messages,
 )
@@ -277,7 +278,7 @@ class AsyncClient:
             # The same key on every attempt lets the server drop duplicates of a retried call.
             headers.setdefault("idempotency-key", os.urandom(16).hex())
         path = wire.path
-        return Call(
+        call = Call(
             method=wire.method,
             url=path if path.startswith(("http://", "https://")) else self._base + path,
             headers=headers,
@@ -291,6 +292,12 @@ class AsyncClient:
             estimated_tokens=estimated_tokens,
             model=model,
         )
+        if wire.json is not None:
+            # Encoded here, once: a body JSON cannot carry (NaN, a set) is a ConfigError before
+            # the call takes a slot or a retry; the sender sends these bytes on every attempt.
+            call.content = encode_body(wire.json, self.provider.name)
+            headers["content-type"] = "application/json"
+        return call
 
     def _timeout(self, timeout: Timeout | float | None) -> Timeout:
         return self.timeout if timeout is None else Timeout.coerce(timeout)
