@@ -33,7 +33,8 @@ from .stages._base import Call
 from .stages._compose import build_chain
 
 if TYPE_CHECKING:
-    from typing import Unpack  # in 3.11's typing (PEP 646); checkers apply PEP 692 to **kwargs
+    import ssl
+    from typing import Literal, Unpack  # Unpack in 3.11's typing: checkers apply PEP 692
 
     import httpx
 
@@ -70,6 +71,9 @@ class AsyncClient:
     The key is read from the preset's env var (e.g. `OPENAI_API_KEY`) when the client is built.
     Every call goes through the same pipeline: at most `max_concurrency` requests in flight, an
     optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`.
+    TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
+    path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
+        verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -104,6 +109,7 @@ class AsyncClient:
                 rate_limit=rate_limit,
                 headers=headers,
                 prices=prices,
+                verify=verify,
             ),
             http_client,
         )
@@ -149,12 +155,17 @@ class AsyncClient:
         self._base = config.base_url.rstrip("/") + "/"
         self._usage = UsageTotals(config.prices)
         self._mask = KeyMask(config.api_key)
+        if http_client is not None and config.sources.get("verify") == "argument":
+            raise ConfigError(
+                "verify= is for llmrelay's own connections: set it on your http_client"
+            )
         self._sender = build_sender(
             provider=p,
             http_client=http_client,
             proxy=config.proxy,
             max_concurrency=config.max_concurrency,
             mask=self._mask,
+            verify=config.verify,
         )
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support

@@ -32,6 +32,7 @@ from ..stages._base import Call, Reply
 
 if TYPE_CHECKING:
     from .._keymask import KeyMask
+    from .._settings import Verify
     from ..providers._base import Provider
 
 logger = logging.getLogger("llmrelay")
@@ -219,11 +220,13 @@ def build_sender(
     proxy: bool,
     max_concurrency: int,
     mask: KeyMask,
+    verify: Verify = True,
 ) -> HttpxSender:
-    """The sender for a client: over the user's `http_client` as it is; over httpx's own pools
-    when a proxy from the environment applies (`proxy`: httpx mounts the proxies itself, and
-    ignores them when given a transport); else over a transport of our own (the provider's,
-    e.g. the mock's, or the connection pool), reached without `httpx.AsyncClient.send`."""
+    """The sender for a client: over the user's `http_client` as it is (its own TLS settings
+    too); over httpx's own pools when a proxy from the environment applies (`proxy`: httpx
+    mounts the proxies itself, and ignores them when given a transport); else over a transport
+    of our own (the provider's, e.g. the mock's, or the connection pool), reached without
+    `httpx.AsyncClient.send`. Both of ours trust what `verify` names."""
     sender = partial(
         HttpxSender,
         provider=provider.name,
@@ -233,27 +236,31 @@ def build_sender(
     if http_client is not None:
         return sender(http=http_client, owns_http=False)
     if provider.transport_factory is None and proxy:
-        return sender(http=_proxied_http_client(max_concurrency))
-    transport = default_transport(provider)
+        return sender(http=_proxied_http_client(max_concurrency, verify))
+    transport = default_transport(provider, verify)
     return sender(
         http=httpx.AsyncClient(transport=transport, follow_redirects=False),
         transport=transport,
     )
 
 
-def default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
-    """The provider's own transport (e.g. the mock's), else our connection pool."""
+def default_transport(provider: Provider, verify: Verify = True) -> httpx.AsyncBaseTransport:
+    """The provider's own transport (e.g. the mock's), else our connection pool. Certifi's
+    context is built on the first https connection; any other is built now, so that a CA
+    bundle that cannot be loaded is a `ConfigError` when the client is made."""
     if provider.transport_factory is not None:
         return provider.transport_factory()
-    from ._pool import SlotTransport
+    from ._pool import SlotTransport, tls_context
 
-    return SlotTransport()
+    return SlotTransport(verify=verify if verify is True else tls_context(verify))
 
 
-def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
+def _proxied_http_client(max_concurrency: int, verify: Verify) -> httpx.AsyncClient:
     """httpx's own pools, which mount the env proxies. Like our pool, it never makes a request
-    wait for a connection (the concurrency slots bound them)."""
-    from ._pool import default_ssl_context
+    wait for a connection (the concurrency slots bound them). `verify` applies to the TLS
+    with the server (through a CONNECT tunnel); an https:// proxy's own certificate is checked
+    by httpcore's default context (OpenSSL's default locations, then certifi)."""
+    from ._pool import tls_context
 
     limits = httpx.Limits(
         max_connections=None,
@@ -264,7 +271,7 @@ def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
     # unknown scheme, fails now (its messages hide a password in the URL).
     try:
         return httpx.AsyncClient(
-            trust_env=True, verify=default_ssl_context(), limits=limits, follow_redirects=False
+            trust_env=True, verify=tls_context(verify), limits=limits, follow_redirects=False
         )
     except (ImportError, ValueError, httpx.InvalidURL) as exc:
         raise ConfigError(f"the proxy set in the environment cannot be used: {exc}") from exc
