@@ -154,7 +154,7 @@ class AsyncClient:
         self._headers = dict(config.headers)  # lowercase names: a caller's replace ours
         self._base = config.base_url.rstrip("/") + "/"
         self._usage = UsageTotals(config.prices)
-        self._mask = KeyMask(config.api_key)
+        self._mask = KeyMask(*config.secrets)  # the key, credential headers, URL password
         if http_client is not None and config.sources.get("verify") == "argument":
             raise ConfigError(
                 "verify= is for llmrelay's own connections: set it on your http_client"
@@ -278,6 +278,10 @@ class AsyncClient:
         stream: bool = False,
         new_parser: Callable[[], StreamParser] | None = None,
     ) -> Call:
+        if extra_headers:  # checked as the client's own: h11 and httpcore's log quote a bad one
+            from ._settings import Place, check_setting
+
+            extra_headers = check_setting("headers", extra_headers, Place("extra_headers"))
         headers = dict(self._headers)
         for more in (wire.headers, extra_headers):
             if more:

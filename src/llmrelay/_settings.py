@@ -100,6 +100,27 @@ class ClientConfig:
     verify: Verify = True
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What a server must never be seen echoing (`KeyMask` hides each): the key, the value
+        of each credential header and the credential after its scheme (``Bearer X``: also
+        ``X``), and a password in `base_url`. Short header values (``x-auth-mode: on``) are
+        left out: masking them would garble messages and hide nothing worth hiding."""
+        from urllib.parse import unquote, urlsplit
+
+        from ._logging import is_sensitive_header
+
+        found = [self.api_key] if self.api_key else []
+        for name, value in self.headers.items():
+            if is_sensitive_header(name):
+                found += [value, value.rpartition(" ")[2]]
+        password = urlsplit(self.base_url).password
+        if password:
+            found.append(unquote(password))
+        return tuple(
+            dict.fromkeys(s for s in found if s == self.api_key or len(s) >= C.MIN_MASKED_SECRET)
+        )
+
     def __repr__(self) -> str:
         from ._logging import redact_headers, redact_url
 
@@ -467,6 +488,7 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
 def _headers(value: Any, place: Place) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise place.bad("a table of header names to strings", value)
+    checked: dict[str, str] = {}
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
             from ._logging import is_sensitive_header
@@ -474,7 +496,45 @@ def _headers(value: Any, place: Place) -> dict[str, str]:
             secret = isinstance(name, str) and is_sensitive_header(name)
             shown = f"a {type(text).__name__}" if secret else None
             raise place.item(name).bad("a string", text, shown=shown)
-    return dict(value)
+        if not is_header_name(name):
+            raise place.bad("a table whose names are valid HTTP header names", name)
+        # Surrounding whitespace is dropped, as from a key (a token pasted from a file). What
+        # is left must fit in a header: httpx's own error would quote the whole value.
+        text = text.strip()
+        problem = header_value_problem(text)
+        if problem is not None:
+            raise place.item(name).bad(HEADER_EXPECTED, text, shown=problem)
+        checked[name] = text
+    return checked
+
+
+HEADER_EXPECTED = "a header value of printable ASCII characters"
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def is_header_name(name: str) -> bool:
+    """Whether `name` is an RFC 9110 token, as h11 requires of a header name."""
+    return bool(name) and _TOKEN_CHARS.issuperset(name)
+
+
+def header_value_problem(value: str) -> str | None:
+    """What keeps `value` from being sent in a header, worded to follow "got" and never
+    quoting it; None when it can go: printable ASCII with inner spaces or tabs only (what httpx
+    encodes and h11 accepts)."""
+    if value != value.strip(" \t"):
+        return "one with surrounding whitespace"
+    for char in value:
+        if not (" " <= char <= "~" or char == "\t"):
+            if char in "\r\n":
+                return "one with a line break"
+            return (
+                "one with a non-ASCII character"
+                if char > "\x7f"
+                else "one with a control character"
+            )
+    return None
 
 
 def _prices(value: Any, place: Place) -> dict[str, tuple[float, float]]:

@@ -9,6 +9,7 @@ a client that must honour proxy environment variables, go through `AsyncClient.s
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -147,7 +148,7 @@ class HttpxSender:
             ).encode()
             call.headers["content-type"] = "application/json"
         try:
-            return httpx.Request(
+            request = httpx.Request(
                 call.method,
                 call.url,
                 params=call.params,
@@ -156,10 +157,33 @@ class HttpxSender:
                 extensions={"timeout": httpx_timeout(call.timeout)},  # read by httpcore
             )
         except UnicodeEncodeError:
-            raise ConfigError(
-                f"{self._provider}: a header value holds characters an HTTP header cannot carry "
-                "(check the API key and the headers given)"
-            ) from None
+            raise self._header_error(call) from None
+        if "@" in call.url and request.url.userinfo:
+            _credentials_to_header(request)
+        return request
+
+    def _header_error(self, call: Call) -> ConfigError:
+        """The error for a header httpx or h11 refused, naming it but never its value (theirs
+        quote it whole). The client's own headers were checked when it was made, so the one
+        found here came with the call."""
+        from .._settings import HEADER_EXPECTED, header_value_problem, is_header_name
+
+        for name, value in call.headers.items():
+            if not is_header_name(name):
+                return ConfigError(
+                    f"{self._provider}: extra_headers must have valid HTTP header names, "
+                    f"got {name!r}"
+                )
+            problem = header_value_problem(value)
+            if problem is not None:
+                return ConfigError(
+                    f"{self._provider}: extra_headers[{name!r}] must be {HEADER_EXPECTED}, "
+                    f"got {problem}"
+                )
+        return ConfigError(
+            f"{self._provider}: a header holds characters an HTTP header cannot carry "
+            "(check the API key and the headers given)"
+        )
 
     async def send(self, call: Call) -> Reply:
         if self._closed:  # e.g. a stream made before aclose(), or a retry after it
@@ -181,6 +205,8 @@ class HttpxSender:
                     await response.aclose()
                 raise
         except HTTPX_ERRORS as exc:
+            if isinstance(exc, httpx.LocalProtocolError) and "header" in str(exc):
+                raise self._header_error(call) from None  # h11 refused it: nothing was sent
             error = self._mask.error(transport_error(exc, self._provider))
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
@@ -275,6 +301,15 @@ def _proxied_http_client(max_concurrency: int, verify: Verify) -> httpx.AsyncCli
         )
     except (ImportError, ValueError, httpx.InvalidURL) as exc:
         raise ConfigError(f"the proxy set in the environment cannot be used: {exc}") from exc
+
+
+def _credentials_to_header(request: httpx.Request) -> None:
+    """Move ``user:password@`` out of the URL into basic auth, as `httpx.AsyncClient.send`
+    does: so our pool sends them too, and no logger (httpx's logs each URL) ever sees them."""
+    url = request.url
+    pair = f"{url.username}:{url.password}".encode()
+    request.headers["authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    request.url = url.copy_with(username=None, password=None)
 
 
 def _body_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
