@@ -181,10 +181,13 @@ def assert_hidden(*texts: object) -> None:
 
 @pytest.fixture(autouse=True)
 def _every_log_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> Iterator[None]:
     """Every logger at DEBUG, formatted plainly (no scrubbing), plus LLMRELAY_LOG=debug's own
-    handler on stderr; after each test, neither holds the secret."""
+    handler on stderr; after each test, neither holds the secret. (Run in an empty directory
+    with no user config, so no llmrelay.toml takes part.)"""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     for name in (*PROXY_VARIABLES, *KEY_VARIABLES, "SSL_CERT_FILE", "SSL_CERT_DIR"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)

@@ -218,10 +218,15 @@ def test_the_sync_client_takes_verify(server: str, ca: trustme.CA) -> None:
         assert client.chat("sync").text == "tls: sync"
 
 
-def test_the_cli_honours_ssl_cert_file(server: str, bundle: Path) -> None:
+def test_the_cli_honours_ssl_cert_file(
+    server: str, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
 
     from llmrelay.cli._app import cli
+
+    monkeypatch.chdir(tmp_path)  # no llmrelay.toml takes part
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
     args = ["-p", "openai", "--base-url", server, "-m", "m", "--max-retries", "0", "ask", "hi"]
     env = {"OPENAI_API_KEY": KEY, "NO_COLOR": "1"}
