@@ -1,6 +1,6 @@
 """The pool and its asyncio network layer at their edges (found in review): cancellations that
 must not orphan a socket, a pool closed while connecting, write timeouts and TLS shutdowns that
-must not wait on the peer, uvloop (stock asyncio loops only get the lean layer), SSL_CERT_FILE.
+must not wait on the peer, uvloop (stock asyncio loops only get the lean layer). SSL_CERT_FILE: tests/test_tls.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -213,25 +212,3 @@ def test_requests_work_on_uvloop() -> None:
 
     # happy_eyeballs_delay is asyncio's own: uvloop refuses it, and its transports differ
     assert uvloop.run(main()) == "ok"
-
-
-# -- 4. SSL_CERT_FILE (DESIGN.md: honoured) -----------------------------------------------------
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_ssl_cert_file_is_honoured(
-    ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from llmrelay.senders import _pool
-
-    bundle = tmp_path / "ca.pem"
-    bundle.write_bytes(ca.cert_pem.bytes())
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    _pool.default_ssl_context.cache_clear()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    try:
-        async with serving(context) as server, httpx.AsyncClient(transport=SlotTransport()) as http:
-            assert (await http.get(f"{server.url}/ok")).text == "ok"
-    finally:
-        _pool.default_ssl_context.cache_clear()

@@ -34,7 +34,8 @@ from .stages._base import Call
 from .stages._compose import build_chain
 
 if TYPE_CHECKING:
-    from typing import Unpack  # in 3.11's typing (PEP 646); checkers apply PEP 692 to **kwargs
+    import ssl
+    from typing import Literal, Unpack  # Unpack in 3.11's typing: checkers apply PEP 692
 
     import httpx
 
@@ -71,6 +72,9 @@ class AsyncClient:
     The key is read from the preset's env var (e.g. `OPENAI_API_KEY`) when the client is built.
     Every call goes through the same pipeline: at most `max_concurrency` requests in flight, an
     optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`.
+    TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
+    path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
+        verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -105,6 +110,7 @@ class AsyncClient:
                 rate_limit=rate_limit,
                 headers=headers,
                 prices=prices,
+                verify=verify,
             ),
             http_client,
         )
@@ -151,13 +157,18 @@ class AsyncClient:
         self._headers = dict(config.headers)  # lowercase names: a caller's replace ours
         self._base = config.base_url.rstrip("/") + "/"
         self._usage = UsageTotals(config.prices)
-        self._mask = KeyMask(config.api_key)
+        self._mask = KeyMask(*config.secrets)  # the key, credential headers, URL password
+        if http_client is not None and config.sources.get("verify") == "argument":
+            raise ConfigError(
+                "verify= is for llmrelay's own connections: set it on your http_client"
+            )
         self._sender = build_sender(
             provider=p,
             http_client=http_client,
             proxy=config.proxy,
             max_concurrency=config.max_concurrency,
             mask=self._mask,
+            verify=config.verify,
         )
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
@@ -270,6 +281,10 @@ class AsyncClient:
         stream: bool = False,
         new_parser: Callable[[], StreamParser] | None = None,
     ) -> Call:
+        if extra_headers:  # checked as the client's own: h11 and httpcore's log quote a bad one
+            from ._settings import Place, check_setting
+
+            extra_headers = check_setting("headers", extra_headers, Place("extra_headers"))
         headers = dict(self._headers)
         for more in (wire.headers, extra_headers):
             if more:

@@ -26,6 +26,10 @@ DEFAULT_MAX_CONCURRENCY = 16
 
 # How long an idle keep-alive connection of the pool lives (seconds).
 KEEPALIVE_EXPIRY = 30.0
+# TLS contexts kept for reuse, one per distinct `verify=` value (certifi, a CA bundle path...).
+TLS_CONTEXTS_KEPT = 16
+# A credential header's value shorter than this is not masked in errors (it could be a word).
+MIN_MASKED_SECRET = 8
 # Connecting to a name with several addresses: start the next attempt after this many seconds
 # (RFC 8305's recommendation).
 HAPPY_EYEBALLS_DELAY = 0.25

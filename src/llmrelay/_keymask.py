@@ -1,5 +1,10 @@
-"""Masking the client's own key wherever a server may echo it back: error bodies, error
-messages, events inside a stream. Adapters quote servers but never see the key; this does."""
+"""Masking the client's own credentials wherever a server may echo them back: error bodies,
+error messages, events inside a stream. Adapters quote servers but never see the key; this does.
+
+The credentials are the API key and the values of the client's credential headers (see
+`ClientConfig.secrets`); each becomes ``***``, the longest first, so that a key holding another
+is masked whole.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,29 @@ from ._exceptions import LLMError
 
 
 class KeyMask:
-    __slots__ = ("_key", "_key_bytes")
+    __slots__ = ("_secret_bytes", "_secrets")
 
-    def __init__(self, key: str | None) -> None:
-        self._key = key or None
-        self._key_bytes = key.encode() if key else None
+    def __init__(self, *secrets: str | None) -> None:
+        longest_first = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(longest_first)
+        self._secret_bytes = tuple(s.encode() for s in longest_first)
 
     def text(self, text: str) -> str:
-        key = self._key
-        return text.replace(key, "***") if key and key in text else text
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
     def content(self, content: bytes) -> bytes:
         """Mask a raw body before anything cuts it short (a cut could split the key)."""
-        key = self._key_bytes
-        return content.replace(key, b"***") if key and key in content else content
+        for secret in self._secret_bytes:
+            if secret in content:
+                content = content.replace(secret, b"***")
+        return content
 
     def error(self, error: LLMError) -> LLMError:
         """The same error, its message, arguments and any `body` it carries masked in place."""
-        if self._key is not None:
+        if self._secrets:
             error.message = self.text(error.message)
             error.args = tuple(self.text(a) if isinstance(a, str) else a for a in error.args)
             body = getattr(error, "body", None)

@@ -11,6 +11,8 @@ Precedence, field by field: explicit argument > environment > profile > the pres
 This module is where every setting is checked, and the only reader of the environment on the
 way to a client: it takes an `environ` mapping (default ``os.environ``) and hands it to the
 preset factory, which reads its own variables from it (``OLLAMA_HOST``, ``AZURE_OPENAI_*``).
+TLS trust is resolved here too: `verify=` > ``SSL_CERT_FILE`` > ``SSL_CERT_DIR`` > certifi's bundle
+(httpx's order); `senders._pool.tls_context` builds the context a resolved value names.
 A bad value raises `ConfigError` naming where it came from::
 
     max_concurrency must be a positive integer, got 0                    (an argument)
@@ -23,10 +25,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import _constants as C
 from ._config import RateLimit, RetryPolicy, Timeout
@@ -43,6 +46,10 @@ DEFAULT_PROVIDER = "openai"
 BASE_HEADERS: Mapping[str, str] = MappingProxyType(
     {"user-agent": "llmrelay/0.1", "accept-encoding": "gzip, deflate"}
 )
+# CA bundle variables, read as httpx (trust_env), requests and curl read them: file, then dir.
+SSL_CERT_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+SYSTEM_TRUST: Literal["system"] = "system"
+TRUSTSTORE_HINT = 'verify="system" needs the truststore package: pip install "llmrelay[truststore]"'
 TIMEOUT_KEYS = ("connect", "read", "total")
 RATE_KEYS = ("requests_per_minute", "tokens_per_minute")
 
@@ -50,6 +57,21 @@ RATE_KEYS = ("requests_per_minute", "tokens_per_minute")
 ARGUMENT = "argument"
 DEFAULT = "default"
 PRESET = "preset"
+
+
+@dataclass(frozen=True, slots=True)
+class CABundle:
+    """CA certificates to trust instead of certifi's: a PEM file, or a directory of hashed
+    certificates (``c_rehash``), as `ssl.SSLContext.load_verify_locations` takes them."""
+
+    path: str
+    directory: bool = False
+    source: str = dataclasses.field(default=ARGUMENT, compare=False)  # named in load errors
+
+
+# What `ClientConfig.verify` holds: True (certifi), False (no checks), "system" (the OS trust
+# store through truststore), a CA bundle, or the user's own context (used as given).
+Verify: TypeAlias = bool | Literal["system"] | CABundle | ssl.SSLContext
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,8 +82,8 @@ class ClientConfig:
     (user agent, the provider's own, its login headers from `api_key`, then the user's), names
     lower-cased. `sources` tells, per setting, where the value came from: ``"argument"``,
     ``"environment (VAR)"``, ``"llmrelay.toml: profiles.NAME.KEY"``, ``"preset"`` or
-    ``"default"``. `proxy` is whether a proxy from the environment applies to `base_url`. The repr
-    hides the key and credential headers.
+    ``"default"``. `proxy` is whether a proxy from the environment applies to `base_url`; `verify`
+    is the TLS trust (see `Verify`). The repr hides the key and credential headers.
     """
 
     provider: Provider
@@ -75,7 +97,29 @@ class ClientConfig:
     headers: Mapping[str, str]
     prices: Prices
     proxy: bool = False
+    verify: Verify = True
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What a server must never be seen echoing (`KeyMask` hides each): the key, the value
+        of each credential header and the credential after its scheme (``Bearer X``: also
+        ``X``), and a password in `base_url`. Short header values (``x-auth-mode: on``) are
+        left out: masking them would garble messages and hide nothing worth hiding."""
+        from urllib.parse import unquote, urlsplit
+
+        from ._logging import is_sensitive_header
+
+        found = [self.api_key] if self.api_key else []
+        for name, value in self.headers.items():
+            if is_sensitive_header(name):
+                found += [value, value.rpartition(" ")[2]]
+        password = urlsplit(self.base_url).password
+        if password:
+            found.append(unquote(password))
+        return tuple(
+            dict.fromkeys(s for s in found if s == self.api_key or len(s) >= C.MIN_MASKED_SECRET)
+        )
 
     def __repr__(self) -> str:
         from ._logging import redact_headers, redact_url
@@ -86,7 +130,7 @@ class ClientConfig:
             f"api_key={'***' if self.api_key else None!r}, timeout={self.timeout!r}, "
             f"retry={self.retry!r}, max_concurrency={self.max_concurrency!r}, "
             f"rate_limit={self.rate_limit!r}, headers={redact_headers(self.headers)!r}, "
-            f"prices={dict(self.prices)!r}, proxy={self.proxy!r}, "
+            f"prices={dict(self.prices)!r}, proxy={self.proxy!r}, verify={self.verify!r}, "
             f"sources={dict(self.sources)!r})"
         )
 
@@ -104,6 +148,7 @@ def resolve_config(
     rate_limit: RateLimit | Mapping[str, float] | None = None,
     headers: Mapping[str, str] | None = None,
     prices: Prices | None = None,
+    verify: Verify | str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     llmrelay_vars: bool = False,
@@ -148,6 +193,10 @@ def resolve_config(
         )
     if url != p.base_url:  # adapters read the URL their paths are joined to
         p = dataclasses.replace(p, base_url=url)
+    # A provider with its own transport (the mock's) makes no TLS connection: a CA bundle
+    # variable meant for other programs is not its business.
+    own_transport = p.transport_factory is not None
+    trust = r.setting("verify", verify, () if own_transport else SSL_CERT_ENV, default=True)
     final_headers: dict[str, str] = {}
     for layer in (BASE_HEADERS, p.default_headers, p.adapter.auth_headers(p, key), user_headers):
         final_headers.update({name.lower(): value for name, value in layer.items()})
@@ -162,7 +211,8 @@ def resolve_config(
         rate_limit=limit,
         headers=MappingProxyType(final_headers),
         prices=MappingProxyType(all_prices),
-        proxy=p.transport_factory is None and proxy_applies(env, url),
+        proxy=not own_transport and proxy_applies(env, url),
+        verify=trust,
         sources=MappingProxyType(r.sources),
     )
 
@@ -272,6 +322,10 @@ class Place:
     def is_argument(self) -> bool:
         return self.label is None
 
+    @property
+    def is_environment(self) -> bool:
+        return self.label is not None and self.label.startswith("environment (")
+
     def item(self, key: object) -> Place:
         """The place of one entry of a table."""
         if self.label is None:
@@ -349,6 +403,35 @@ def _url(value: Any, place: Place) -> str:
     return value
 
 
+def _verify(value: Any, place: Place) -> Verify:
+    if isinstance(value, bool | ssl.SSLContext):
+        return value
+    if value == SYSTEM_TRUST and not place.is_environment:  # a variable names a path, always
+        try:  # imported now (it is small): its absence shows when the client is made
+            import truststore  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                TRUSTSTORE_HINT if place.is_argument else f"{place.label}: {TRUSTSTORE_HINT}"
+            ) from None
+        return SYSTEM_TRUST
+    if isinstance(value, str | os.PathLike) and os.fspath(value):
+        # Made absolute now: the bundle is loaded when the client is built, and is looked up
+        # where the user was when they named it.
+        path = os.path.abspath(os.fspath(value))
+        source = place.label or place.name
+        if os.path.isdir(path):
+            return CABundle(path, directory=True, source=source)
+        if os.path.isfile(path):
+            return CABundle(path, source=source)
+        raise place.bad("an existing CA bundle file or directory", os.fspath(value))
+    raise place.bad(
+        'True, False, "system", an ssl.SSLContext or the path of a CA bundle'
+        if place.is_argument
+        else 'true, false, "system" or the path of a CA bundle file or directory',
+        value,
+    )
+
+
 def _positive_int(value: Any, place: Place) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise place.bad("a positive integer", value)
@@ -405,6 +488,7 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
 def _headers(value: Any, place: Place) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise place.bad("a table of header names to strings", value)
+    checked: dict[str, str] = {}
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
             from ._logging import is_sensitive_header
@@ -412,7 +496,45 @@ def _headers(value: Any, place: Place) -> dict[str, str]:
             secret = isinstance(name, str) and is_sensitive_header(name)
             shown = f"a {type(text).__name__}" if secret else None
             raise place.item(name).bad("a string", text, shown=shown)
-    return dict(value)
+        if not is_header_name(name):
+            raise place.bad("a table whose names are valid HTTP header names", name)
+        # Surrounding whitespace is dropped, as from a key (a token pasted from a file). What
+        # is left must fit in a header: httpx's own error would quote the whole value.
+        text = text.strip()
+        problem = header_value_problem(text)
+        if problem is not None:
+            raise place.item(name).bad(HEADER_EXPECTED, text, shown=problem)
+        checked[name] = text
+    return checked
+
+
+HEADER_EXPECTED = "a header value of printable ASCII characters"
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def is_header_name(name: str) -> bool:
+    """Whether `name` is an RFC 9110 token, as h11 requires of a header name."""
+    return bool(name) and _TOKEN_CHARS.issuperset(name)
+
+
+def header_value_problem(value: str) -> str | None:
+    """What keeps `value` from being sent in a header, worded to follow "got" and never
+    quoting it; None when it can go: printable ASCII with inner spaces or tabs only (what httpx
+    encodes and h11 accepts)."""
+    if value != value.strip(" \t"):
+        return "one with surrounding whitespace"
+    for char in value:
+        if not (" " <= char <= "~" or char == "\t"):
+            if char in "\r\n":
+                return "one with a line break"
+            return (
+                "one with a non-ASCII character"
+                if char > "\x7f"
+                else "one with a control character"
+            )
+    return None
 
 
 def _prices(value: Any, place: Place) -> dict[str, tuple[float, float]]:
@@ -455,6 +577,7 @@ _CHECKS: Mapping[str, Callable[[Any, Place], Any]] = MappingProxyType(
         "rate_limit": _rate_limit,
         "headers": _headers,
         "prices": _prices,
+        "verify": _verify,
     }
 )
 

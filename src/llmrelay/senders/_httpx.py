@@ -9,6 +9,7 @@ a client that must honour proxy environment variables, go through `AsyncClient.s
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from ..stages._base import Call, Reply
 
 if TYPE_CHECKING:
     from .._keymask import KeyMask
+    from .._settings import Verify
     from ..providers._base import Provider
 
 logger = logging.getLogger("llmrelay")
@@ -144,7 +146,7 @@ class HttpxSender:
             content = call.content = encode_body(call.json, self._provider)
             call.headers["content-type"] = "application/json"
         try:
-            return httpx.Request(
+            request = httpx.Request(
                 call.method,
                 call.url,
                 params=call.params,
@@ -153,10 +155,33 @@ class HttpxSender:
                 extensions={"timeout": httpx_timeout(call.timeout)},  # read by httpcore
             )
         except UnicodeEncodeError:
-            raise ConfigError(
-                f"{self._provider}: a header value holds characters an HTTP header cannot carry "
-                "(check the API key and the headers given)"
-            ) from None
+            raise self._header_error(call) from None
+        if "@" in call.url and request.url.userinfo:
+            _credentials_to_header(request)
+        return request
+
+    def _header_error(self, call: Call) -> ConfigError:
+        """The error for a header httpx or h11 refused, naming it but never its value (theirs
+        quote it whole). The client's own headers were checked when it was made, so the one
+        found here came with the call."""
+        from .._settings import HEADER_EXPECTED, header_value_problem, is_header_name
+
+        for name, value in call.headers.items():
+            if not is_header_name(name):
+                return ConfigError(
+                    f"{self._provider}: extra_headers must have valid HTTP header names, "
+                    f"got {name!r}"
+                )
+            problem = header_value_problem(value)
+            if problem is not None:
+                return ConfigError(
+                    f"{self._provider}: extra_headers[{name!r}] must be {HEADER_EXPECTED}, "
+                    f"got {problem}"
+                )
+        return ConfigError(
+            f"{self._provider}: a header holds characters an HTTP header cannot carry "
+            "(check the API key and the headers given)"
+        )
 
     async def send(self, call: Call) -> Reply:
         if self._closed:  # e.g. a stream made before aclose(), or a retry after it
@@ -178,6 +203,8 @@ class HttpxSender:
                     await response.aclose()
                 raise
         except HTTPX_ERRORS as exc:
+            if isinstance(exc, httpx.LocalProtocolError) and "header" in str(exc):
+                raise self._header_error(call) from None  # h11 refused it: nothing was sent
             error = self._mask.error(transport_error(exc, self._provider))
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
@@ -217,11 +244,13 @@ def build_sender(
     proxy: bool,
     max_concurrency: int,
     mask: KeyMask,
+    verify: Verify = True,
 ) -> HttpxSender:
-    """The sender for a client: over the user's `http_client` as it is; over httpx's own pools
-    when a proxy from the environment applies (`proxy`: httpx mounts the proxies itself, and
-    ignores them when given a transport); else over a transport of our own (the provider's,
-    e.g. the mock's, or the connection pool), reached without `httpx.AsyncClient.send`."""
+    """The sender for a client: over the user's `http_client` as it is (its own TLS settings
+    too); over httpx's own pools when a proxy from the environment applies (`proxy`: httpx
+    mounts the proxies itself, and ignores them when given a transport); else over a transport
+    of our own (the provider's, e.g. the mock's, or the connection pool), reached without
+    `httpx.AsyncClient.send`. Both of ours trust what `verify` names."""
     sender = partial(
         HttpxSender,
         provider=provider.name,
@@ -231,27 +260,31 @@ def build_sender(
     if http_client is not None:
         return sender(http=http_client, owns_http=False)
     if provider.transport_factory is None and proxy:
-        return sender(http=_proxied_http_client(max_concurrency))
-    transport = default_transport(provider)
+        return sender(http=_proxied_http_client(max_concurrency, verify))
+    transport = default_transport(provider, verify)
     return sender(
         http=httpx.AsyncClient(transport=transport, follow_redirects=False),
         transport=transport,
     )
 
 
-def default_transport(provider: Provider) -> httpx.AsyncBaseTransport:
-    """The provider's own transport (e.g. the mock's), else our connection pool."""
+def default_transport(provider: Provider, verify: Verify = True) -> httpx.AsyncBaseTransport:
+    """The provider's own transport (e.g. the mock's), else our connection pool. Certifi's
+    context is built on the first https connection; any other is built now, so that a CA
+    bundle that cannot be loaded is a `ConfigError` when the client is made."""
     if provider.transport_factory is not None:
         return provider.transport_factory()
-    from ._pool import SlotTransport
+    from ._pool import SlotTransport, tls_context
 
-    return SlotTransport()
+    return SlotTransport(verify=verify if verify is True else tls_context(verify))
 
 
-def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
+def _proxied_http_client(max_concurrency: int, verify: Verify) -> httpx.AsyncClient:
     """httpx's own pools, which mount the env proxies. Like our pool, it never makes a request
-    wait for a connection (the concurrency slots bound them)."""
-    from ._pool import default_ssl_context
+    wait for a connection (the concurrency slots bound them). `verify` applies to the TLS
+    with the server (through a CONNECT tunnel); an https:// proxy's own certificate is checked
+    by httpcore's default context (OpenSSL's default locations, then certifi)."""
+    from ._pool import tls_context
 
     limits = httpx.Limits(
         max_connections=None,
@@ -262,10 +295,19 @@ def _proxied_http_client(max_concurrency: int) -> httpx.AsyncClient:
     # unknown scheme, fails now (its messages hide a password in the URL).
     try:
         return httpx.AsyncClient(
-            trust_env=True, verify=default_ssl_context(), limits=limits, follow_redirects=False
+            trust_env=True, verify=tls_context(verify), limits=limits, follow_redirects=False
         )
     except (ImportError, ValueError, httpx.InvalidURL) as exc:
         raise ConfigError(f"the proxy set in the environment cannot be used: {exc}") from exc
+
+
+def _credentials_to_header(request: httpx.Request) -> None:
+    """Move ``user:password@`` out of the URL into basic auth, as `httpx.AsyncClient.send`
+    does: so our pool sends them too, and no logger (httpx's logs each URL) ever sees them."""
+    url = request.url
+    pair = f"{url.username}:{url.password}".encode()
+    request.headers["authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    request.url = url.copy_with(username=None, password=None)
 
 
 def _body_pieces(response: httpx.Response) -> AsyncIterator[bytes]:

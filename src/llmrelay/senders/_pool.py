@@ -29,6 +29,8 @@ import httpcore
 import httpx
 
 from .. import _constants as C
+from .._exceptions import ConfigError
+from .._settings import TRUSTSTORE_HINT, CABundle, Verify
 from ._net import Backend
 
 # The free lists are keyed by what the URL says: (scheme, host, port or None).
@@ -121,7 +123,7 @@ class SlotTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         *,
-        verify: ssl.SSLContext | bool = True,
+        verify: Verify = True,
         keepalive_expiry: float = C.KEEPALIVE_EXPIRY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -223,12 +225,7 @@ class SlotTransport(httpx.AsyncBaseTransport):
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            if self._verify is True:
-                self._ssl = default_ssl_context()
-            elif self._verify is False:
-                self._ssl = unverified_ssl_context()
-            else:
-                self._ssl = self._verify
+            self._ssl = tls_context(self._verify)
         return self._ssl  # httpcore sets the ALPN protocols (http/1.1) on each connect
 
     async def _close(self, conns: list[httpcore.AsyncHTTPConnection]) -> None:
@@ -245,25 +242,38 @@ class SlotTransport(httpx.AsyncBaseTransport):
         await self._close(conns)
 
 
-@lru_cache(maxsize=1)
-def default_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process: loading the CA bundle costs tens of ms, and each
-    context holds about 12 KiB of memory."""
-    import os
-
-    import certifi  # httpx's own dependency; imported late because it is only needed for TLS
-
-    if os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-    if os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-    return ssl.create_default_context(cafile=certifi.where())
+def tls_context(verify: Verify) -> ssl.SSLContext:
+    """The TLS context `verify` names (a resolved `ClientConfig.verify`): the user's own context
+    as given; else one context per distinct value per process, since loading a CA bundle costs
+    tens of ms and each context holds about 12 KiB. A bundle that cannot be loaded, or
+    ``"system"`` without the truststore package, is a `ConfigError`."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    return _shared_context(verify)
 
 
-@lru_cache(maxsize=1)
-def unverified_ssl_context() -> ssl.SSLContext:
-    """For `verify=False`: encrypts, checks nothing."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+@lru_cache(maxsize=C.TLS_CONTEXTS_KEPT)
+def _shared_context(verify: bool | str | CABundle) -> ssl.SSLContext:
+    if verify is True:
+        import certifi  # httpx's own dependency; imported late because it is only needed for TLS
+
+        return ssl.create_default_context(cafile=certifi.where())
+    if verify is False:  # encrypts, checks nothing
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, CABundle):
+        try:
+            if verify.directory:
+                return ssl.create_default_context(capath=verify.path)
+            return ssl.create_default_context(cafile=verify.path)
+        except (OSError, ssl.SSLError) as exc:  # SSLError: a file with no certificate in it
+            raise ConfigError(
+                f"{verify.source}: cannot load CA certificates from {verify.path}: {exc}"
+            ) from None
+    try:  # "system": the OS trust store (Windows, macOS; OpenSSL's own paths on Linux)
+        import truststore
+    except ImportError:
+        raise ConfigError(TRUSTSTORE_HINT) from None
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
