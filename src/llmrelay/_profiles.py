@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._decoding import decode_text
 from ._exceptions import ConfigError
 from ._settings import Place, check_setting, check_text
 
@@ -132,10 +133,14 @@ def load_config(
     path = Path(path)
     label = _label(path, Path(cwd) if cwd is not None else Path.cwd())
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read the file: {exc.strerror or exc}") from None
+    # Decoded here, not by tomllib: a byte that is not UTF-8 (a file saved as Latin-1) is
+    # named by line and offset instead of escaping as a UnicodeDecodeError.
+    text = decode_text(raw, label, hint="save the file as UTF-8")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from None
     for key in data:
