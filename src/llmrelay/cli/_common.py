@@ -188,22 +188,23 @@ class StdinLines:
     def readline(self) -> str | None:
         """The next line without its line ending, or `None` at the end of the input."""
         raw = getattr(self._stdin, "buffer", None)
-        self._line += 1
-        if raw is None:
-            text = self._stdin.readline()
-            if not text:
-                return None
-            where = f"stdin: line {self._line}"
-            return check_encodable(text, where, encoding=self._encoding, hint=STDIN_HINT).rstrip(
-                "\r\n"
-            )
-        data = raw.readline()
+        data: str | bytes = self._stdin.readline() if raw is None else raw.readline()
         if not data:
             return None
-        start, self._offset = self._offset, self._offset + len(data)
-        text = decode_text(
-            data, "stdin", encoding=self._encoding, hint=STDIN_HINT, line=self._line, offset=start
-        )
+        self._line += 1
+        if isinstance(data, str):  # a text-only replacement, as in `read_stdin`
+            where = f"stdin: line {self._line}"
+            text = check_encodable(data, where, encoding=self._encoding, hint=STDIN_HINT)
+        else:
+            start, self._offset = self._offset, self._offset + len(data)
+            text = decode_text(
+                data,
+                "stdin",
+                encoding=self._encoding,
+                hint=STDIN_HINT,
+                line=self._line,
+                offset=start,
+            )
         return text.rstrip("\r\n")
 
 
