@@ -250,12 +250,18 @@ def test_an_unknown_profile_lists_the_known_ones(home: Path) -> None:
 
 
 async def test_a_client_built_from_a_profile_uses_its_settings(home: Path) -> None:
-    client = llmrelay.AsyncClient.from_profile(cwd=home, environ={"WORK_KEY": "k"}, max_retries=0)
-    assert client.retry.max_retries == 0  # an explicit override wins
-    async with client:
-        assert client.model == "mock-echo-large" and client.max_concurrency == 8
-        stream = client.stream("one two three four five six")
-        chunks = [chunk.text async for chunk in stream if chunk.text]
+    from llmrelay.mock import serve
+
+    with serve() as url:  # the profile's base_url is a server to reach, even for the mock
+        (home / "llmrelay.toml").write_text(WORK.replace("http://mock.test/v1", f"{url}/v1"))
+        client = llmrelay.AsyncClient.from_profile(
+            cwd=home, environ={"WORK_KEY": "k"}, max_retries=0
+        )
+        assert client.retry.max_retries == 0  # an explicit override wins
+        async with client:
+            assert client.model == "mock-echo-large" and client.max_concurrency == 8
+            stream = client.stream("one two three four five six")
+            chunks = [chunk.text async for chunk in stream if chunk.text]
     assert len(chunks) == 3  # the profile's x-mock-chunks header reached the server
 
 

@@ -27,7 +27,6 @@ profiles:
   work:
     provider: mock
     model: mock-echo-large
-    base_url: http://mock.test/v1
     api_key: ${WORK_KEY}
     timeout: 30
     max_retries: 4
@@ -51,7 +50,6 @@ default_profile = "work"
 [profiles.work]
 provider = "mock"
 model = "mock-echo-large"
-base_url = "http://mock.test/v1"
 api_key = "${WORK_KEY}"
 timeout = 30
 max_retries = 4

@@ -54,3 +54,7 @@ CHARS_PER_TOKEN_ESTIMATE = 4
 
 # Client-side rate limits refill continuously; at most this many seconds' worth may go at once.
 RATE_LIMIT_BURST_SECONDS = 1.0
+
+# An unknown provider name is answered with "did you mean ...?" for the known name whose
+# difflib similarity ratio is at least this ("opnai" → "openai" is 0.91; "foo" suggests nothing).
+PROVIDER_SUGGEST_CUTOFF = 0.6

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._decoding import decode_text
 from ._exceptions import ConfigError
 from ._settings import Place, check_setting, check_text
 
@@ -231,7 +232,9 @@ def _read(path: Path, label: str) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read the file: {exc.strerror or exc}") from None
-    return raw.decode()
+    # Decoded here, not by the parser: a byte that is not UTF-8 (a file saved as Latin-1) is
+    # named by line and offset instead of escaping as a UnicodeDecodeError.
+    return decode_text(raw, label, hint="save the file as UTF-8")
 
 
 def _parse_toml(text: str, label: str, path: Path) -> dict[str, Any]:

@@ -193,6 +193,12 @@ def resolve_config(
         )
     if url != p.base_url:  # adapters read the URL their paths are joined to
         p = dataclasses.replace(p, base_url=url)
+    if p.transport_factory is not None and r.sources["base_url"] != PRESET:
+        # A transport that stands in for the network (the mock's, in process) serves the
+        # preset's own URL only: a base URL the user gave (argument, variable, profile) is a
+        # server to reach, e.g. the one `llmrelay mock serve` started, so the sender uses the
+        # connection pool for it instead of silently answering in process.
+        p = dataclasses.replace(p, transport_factory=None)
     # A provider with its own transport (the mock's) makes no TLS connection: a CA bundle
     # variable meant for other programs is not its business.
     own_transport = p.transport_factory is not None

@@ -16,7 +16,9 @@ from llmrelay.cli._app import cli
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+def invoke(
+    *args: str, input: str | bytes | None = None, env: dict[str, str] | None = None
+) -> Result:
     """Run the CLI in process, as a user would type it."""
     return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
 

@@ -3,7 +3,9 @@ middle of one, and the session going on afterwards."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,6 +75,38 @@ def test_ctrl_c_before_the_first_word_leaves_a_clean_line() -> None:
         assert "assistant>" not in child.before  # no prefix until a word arrives
         assert child.before.endswith("\n")  # the message starts a line of its own
         child.expect_exact("you> ")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_a_typed_line_in_another_encoding_is_named_and_the_session_goes_on(
+    tmp_path: Path, locale: str
+) -> None:
+    # GNU readline drops a byte that is not valid in the locale before Python sees it; without
+    # readline (a Python built without it), input() gets the byte: it must not end the session.
+    (tmp_path / "readline.py").write_text("raise ImportError('no readline here')\n")
+    env = subprocess_env(TERM="dumb", LC_ALL=locale)
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "llmrelay.cli", "-p", "mock", "chat"],
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",  # the terminal echoes the Latin-1 byte back
+        timeout=10,
+        dimensions=(40, 200),
+    )
+    try:
+        child.expect_exact("you> ")
+        os.write(child.child_fd, b"caf\xe9\r")  # typed in a Latin-1 terminal
+        child.expect_exact("stdin: that line: not valid UTF-8 (byte 0xe9 at offset 3)")
+        child.expect_exact("you> ")  # the session goes on
+        child.sendline("still here")
+        child.expect_exact("echo: still here")
         child.sendline("/exit")
         child.expect(pexpect.EOF)
     finally:

@@ -97,6 +97,47 @@ def test_unknown_provider_lists_the_presets(plugins: Callable[..., None]) -> Non
     assert GROUP in message
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("opnai", "openai"),
+        ("OpenAI", "openai"),
+        ("open-ai", "openai"),
+        ("antropic", "anthropic"),
+        ("gemni", "gemini"),
+        ("olama", "ollama"),
+        ("deepsek", "deepseek"),
+        ("mock ", "mock"),
+    ],
+)
+def test_a_misspelt_provider_gets_a_suggestion_first(
+    plugins: Callable[..., None], typed: str, meant: str
+) -> None:
+    for build in (lambda: AsyncClient(provider=typed), lambda: get_provider(typed)):
+        with pytest.raises(ConfigError) as info:
+            build()
+        message = str(info.value)
+        assert message.startswith(f"unknown provider {typed!r} (did you mean {meant!r}?); ")
+        assert "built-in presets are: anthropic, azure," in message  # the list still follows
+
+
+@pytest.mark.parametrize("typed", ["no-such-llm", "x", "completely-different"])
+def test_a_name_close_to_nothing_gets_no_suggestion(
+    plugins: Callable[..., None], typed: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        get_provider(typed)
+    assert "did you mean" not in str(info.value)
+
+
+def test_a_misspelt_plugin_name_is_suggested_too(plugins: Callable[..., None]) -> None:
+    plugins("acmecorp", "acme_missing")
+    with pytest.raises(
+        ConfigError, match=r"^unknown provider 'acmecrop' \(did you mean 'acmecorp'\?\)"
+    ):
+        AsyncClient(provider="acmecrop")
+
+
 def test_unknown_provider_also_lists_installed_plugins(plugins: Callable[..., None]) -> None:
     plugins("acme", "acme_missing")
     plugins("zeta", "zeta_missing")

@@ -21,6 +21,8 @@ from ._common import (
     Options,
     State,
     load_dotenv_file,
+    read_stdin,
+    reject_unused_global_options,
     run,
     setup_logging,
     shared_options,
@@ -50,6 +52,7 @@ def cli(ctx: click.Context, /, **shared: Any) -> None:
     """
     load_dotenv_file()
     options = Options(**shared)
+    reject_unused_global_options(ctx, options)
     setup_logging(options.verbose)
     ctx.obj = State(options)
 
@@ -89,11 +92,10 @@ def ask(
 
 
 def _read_prompt(prompt: str | None) -> str:
-    stdin = sys.stdin  # CliRunner swaps it too
     if prompt == "-":  # stdin even from a terminal (ended by Ctrl-D)
-        prompt, piped = None, stdin.read()
+        prompt, piped = None, read_stdin()
     else:
-        piped = "" if stdin.isatty() else stdin.read()
+        piped = "" if sys.stdin.isatty() else read_stdin()
     parts = [part for part in (prompt, piped.strip("\n")) if part and part.strip()]
     if not parts:
         raise CLIError(
@@ -230,7 +232,7 @@ def mock_serve(
     console.print(f"[bold]llmrelay mock server[/bold] on {url}")
     console.print(f"  models: {', '.join(MOCK_MODELS)} · faults: {fault_text}")
     console.print("  per-request faults: header x-mock-fault: 429;retry-after=1;times=2")
-    console.print(f"  try: llmrelay -p vllm --base-url {url}/v1 -m mock-echo ask 'Hello'")
+    console.print(f"  try: llmrelay -p mock --base-url {url}/v1 ask 'Hello'")
     console.print("  Ctrl-C to stop.")
     sys.stderr.flush()
     server = make_server(

@@ -47,6 +47,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     CLIError,
+    Command,
     State,
     run,
     shared_options,
@@ -227,7 +228,7 @@ def parse_prices(
     return prices
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument(
     "prompts", metavar="PROMPTS.jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )

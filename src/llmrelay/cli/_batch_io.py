@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .._decoding import decode_text
 from .._exceptions import ConfigError
 from .._request import build_params, normalize_messages
 
@@ -33,6 +34,7 @@ PARAM_NAMES = (
     "extra_body",
 )
 MAX_REPORTED_PROBLEMS = 10
+NOTHING_SENT = "nothing was sent"
 
 
 class BatchFileError(Exception):
@@ -61,9 +63,16 @@ def read_prompts(path: Path) -> list[BatchItem]:
     items: list[BatchItem] = []
     first_seen: dict[str, int] = {}
     try:
-        raw_lines = path.read_bytes().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise BatchFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    # JSON is UTF-8: a file in another encoding is one problem, named by its first bad byte
+    # (line and offset), not one "not valid JSON" per line that holds an accent.
+    try:
+        decode_text(data, str(path), hint=f"save the file as UTF-8; {NOTHING_SENT}")
+    except ConfigError as exc:
+        raise BatchFileError(str(exc)) from None
+    raw_lines = data.splitlines()
     for number, raw in enumerate(raw_lines, 1):
         if not raw.strip():
             continue
@@ -86,7 +95,7 @@ def read_prompts(path: Path) -> list[BatchItem]:
         more = len(problems) - len(shown)
         lines = "\n".join(f"  {p}" for p in shown) + (f"\n  ... and {more} more" if more else "")
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
-        raise BatchFileError(f"{path}: {count}; nothing was sent:\n{lines}")
+        raise BatchFileError(f"{path}: {count}; {NOTHING_SENT}:\n{lines}")
     return items
 
 
@@ -176,6 +185,7 @@ def prepare_results(path: Path, *, retry_failed: bool = False) -> ExistingResult
                 if is_tail:
                     result.dropped_partial_line = True
                     break
+                _check_utf8(raw, path, index + 1, position)
                 raise BatchFileError(
                     f"{path} line {index + 1} is not a JSON record with an id; fix or remove "
                     "it (nothing was sent)"
@@ -193,6 +203,15 @@ def prepare_results(path: Path, *, retry_failed: bool = False) -> ExistingResult
         result.removed_failed = _drop_failed(path)
         result.done = {key: ok for key, ok in result.done.items() if ok}
     return result
+
+
+def _check_utf8(raw: bytes, path: Path, line: int, offset: int) -> None:
+    """A results line that is not UTF-8 (edited by hand in another encoding) is named by its
+    line and byte offset."""
+    try:
+        decode_text(raw, str(path), line=line, offset=offset, hint="fix or remove that line")
+    except ConfigError as exc:
+        raise BatchFileError(f"{exc} ({NOTHING_SENT})") from None
 
 
 def _drop_failed(path: Path) -> int:

@@ -21,10 +21,21 @@ import click
 from rich.markup import escape
 
 from .._client import AsyncClient
-from .._exceptions import LLMError
+from .._decoding import bad_byte_message, check_encodable
+from .._exceptions import ConfigError, LLMError
 from .._types import ChatResponse, MessageDict
-from ._common import State, explain, shared_options, stderr_console, stream_to_stdout
+from ._common import (
+    STDIN_HINT,
+    Command,
+    State,
+    StdinLines,
+    explain,
+    shared_options,
+    stderr_console,
+    stream_to_stdout,
+)
 
+TYPED = "stdin: that line"  # how errors name a line typed at the prompt
 HELP = "/exit quits · /reset forgets the conversation · /model NAME switches model · Ctrl-C stops a reply"
 
 
@@ -46,7 +57,7 @@ class Conversation:
         self.turns.append({"role": "assistant", "content": reply})
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("-s", "--system", help="A system message for the whole conversation.")
 @click.option("-t", "--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @shared_options
@@ -81,6 +92,7 @@ class Repl:
         self.model = client.model
         self.console = stderr_console()
         self.interactive = sys.stdin.isatty()
+        self.lines = None if self.interactive else StdinLines()
 
     def run(self) -> None:
         if self.interactive:
@@ -99,14 +111,22 @@ class Repl:
 
     def step(self, runner: asyncio.Runner) -> bool:
         """One prompt and its reply. Returns False when the session ends."""
-        try:
-            line = input("you> " if self.interactive else "")
-        except EOFError:
-            self.console.print()
-            return False
-        except KeyboardInterrupt:  # at the prompt: drop the line, like a shell
-            self.console.print()
-            return True
+        if self.lines is not None:  # a script: a line that is not text ends the session
+            line = self.lines.readline()
+            if line is None:
+                return False
+        else:
+            try:
+                line = self.typed_line()
+            except EOFError:
+                self.console.print()
+                return False
+            except KeyboardInterrupt:  # at the prompt: drop the line, like a shell
+                self.console.print()
+                return True
+            except ConfigError as exc:  # typed in another encoding: say so, and go on
+                self.console.print(f"[red]{escape(str(exc))}[/red]")
+                return True
         text = line.strip()
         if not text:
             return True
@@ -133,6 +153,20 @@ class Repl:
                 f"{reply.usage.completion_tokens} completion tokens[/dim]"
             )
         return True
+
+    def typed_line(self) -> str:
+        """A line typed at the prompt, decoded by the terminal's encoding (a byte it cannot
+        read is a `ConfigError`, whether the decoder kept it as a surrogate or refused it)."""
+        encoding = sys.stdin.encoding or "utf-8"
+        try:
+            line = input("you> ")
+        except UnicodeDecodeError as exc:
+            # From a terminal, input() decodes the line alone: the offset is the line's.
+            byte = exc.object[exc.start]
+            raise ConfigError(
+                bad_byte_message(TYPED, byte, exc.start, exc.encoding, STDIN_HINT)
+            ) from None
+        return check_encodable(line, TYPED, encoding=encoding, hint=STDIN_HINT)
 
     def command(self, text: str) -> bool:
         name, _, arg = text.partition(" ")

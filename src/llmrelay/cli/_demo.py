@@ -26,6 +26,8 @@ from ._batch_io import read_prompts, recorded_outcomes
 from ._common import (
     EXIT_FAILED,
     CLIError,
+    Command,
+    State,
     run,
     setup_logging,
     stdout_console,
@@ -79,7 +81,7 @@ def write_demo_prompts(path: Path, count: int) -> None:
             f.write(json.dumps(line) + "\n")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--prompts",
     "count",
@@ -110,7 +112,10 @@ def write_demo_prompts(path: Path, count: int) -> None:
 )
 @click.option("--no-progress", is_flag=True, help="No live progress bar.")
 @click.option("-v", "--verbose", count=True, help="Log requests: -v retries, -vv every attempt.")
+@click.pass_context
 def demo(
+    ctx: click.Context,
+    /,
     count: int,
     fault_rate: float,
     seed: int,
@@ -122,7 +127,8 @@ def demo(
     """Run chat, streaming and a faulty batch against a local mock server (no key, no network)."""
     from ..mock import serve
 
-    setup_logging(verbose)
+    group = ctx.find_object(State)  # `llmrelay -v demo` counts as much as `llmrelay demo -v`
+    setup_logging(verbose + (group.options.verbose if group else 0))
     out = stdout_console()
     with ExitStack() as stack:
         url = stack.enter_context(serve(fault_rate=fault_rate, seed=seed, faults=DEMO_FAULTS))

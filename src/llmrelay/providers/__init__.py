@@ -15,11 +15,13 @@ error of an error event with `make_status_error` (re-exported here). See docs/pl
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from .. import _constants as C
 from .._exceptions import ConfigError, make_status_error
 from ._base import Adapter, ErrorInfo, Provider, StreamParser
 
@@ -86,11 +88,26 @@ def get_provider(name: str, environ: Mapping[str, str] | None = None) -> Provide
         return _from_entry_point(name, entry.value, entry.load)
     plugins = plugin_names()
     installed = f"; installed plugins: {', '.join(plugins)}" if plugins else ""
+    guess = _closest(name, [*preset_names(), *plugins])
+    did_you_mean = f" (did you mean {guess!r}?)" if guess else ""
     raise ConfigError(
-        f"unknown provider {name!r}; built-in presets are: {', '.join(preset_names())}"
-        f"{installed} (third-party providers register in the {ENTRY_POINT_GROUP!r} "
-        "entry-point group, or pass a Provider object)"
+        f"unknown provider {name!r}{did_you_mean}; built-in presets are: "
+        f"{', '.join(preset_names())}{installed} (third-party providers register in the "
+        f"{ENTRY_POINT_GROUP!r} entry-point group, or pass a Provider object)"
     )
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    """The known name `name` most likely misspells (``opnai`` → ``openai``, ``OpenAI`` →
+    ``openai``), or `None` when none is close enough to suggest."""
+    folded = name.strip().lower()
+    by_folded = {candidate.lower(): candidate for candidate in known}
+    if folded in by_folded:
+        return by_folded[folded]
+    matches = difflib.get_close_matches(
+        folded, list(by_folded), n=1, cutoff=C.PROVIDER_SUGGEST_CUTOFF
+    )
+    return by_folded[matches[0]] if matches else None
 
 
 def _from_entry_point(name: str, value: str, load: Callable[[], Any]) -> Provider:
