@@ -35,6 +35,7 @@ from ._exceptions import (
 )
 from ._types import (
     ChatResponse,
+    Choice,
     EmbeddingResponse,
     Message,
     ModelInfo,
@@ -79,6 +80,7 @@ __all__ = [
     "BadRequestError",
     "ChatResponse",
     "ChatStream",
+    "Choice",
     "Client",
     "ClientStateError",
     "ConfigError",
