@@ -108,31 +108,27 @@ class ChoiceParts:
         )
 
 
-class ReplyAssembler:
+class ReplyAssembler(ChoiceParts):
     """Accumulates chunks (`add`) and builds the reply (`reply`).
 
     Each choice (a chunk's `index`) is assembled apart, whatever order the chunks of several
-    choices arrive in; usage, id and model belong to the whole reply. Choice 0 is kept in
-    `first`, so the usual single-choice stream costs one check per chunk for it.
+    choices arrive in; usage, id and model belong to the whole reply. The assembler holds
+    choice 0's pieces itself (`partial` is its text), so the usual single-choice stream costs
+    one check per chunk for choices.
     """
 
-    __slots__ = ("first", "id", "model", "others", "usage")
+    __slots__ = ("id", "model", "others", "usage")
 
     def __init__(self) -> None:
-        self.first = ChoiceParts()
+        super().__init__()
         self.others: dict[int, ChoiceParts] | None = None  # choices other than 0, by index
         self.usage: Any = None
         self.id: str | None = None
         self.model: str | None = None
 
-    @property
-    def partial(self) -> str:
-        """Choice 0's text so far."""
-        return self.first.partial
-
     def add(self, chunk: StreamChunk) -> None:
         # The per-chunk hot path: the fields of one choice are updated inline.
-        parts = self.first if not chunk.index else self._other(chunk.index)
+        parts = self if not chunk.index else self._other(chunk.index)
         if chunk.text:
             parts.text.append(chunk.text)
         if chunk.reasoning:
@@ -173,7 +169,7 @@ class ReplyAssembler:
         return parts
 
     def reply(self, *, request_id: str | None, provider: str | None) -> ChatResponse:
-        first = self.first.choice(0)
+        first = self.choice(0)
         others = self.others
         choices = (
             (first, *(others[index].choice(index) for index in sorted(others))) if others else ()

@@ -393,9 +393,13 @@ class StreamParser:
                 None,
                 obj,
             )
+        several = False
         try:
-            choice = choices[0]
-            several = len(choices) > 1
+            try:
+                (choice,) = choices  # the usual one choice per event, in one step
+            except ValueError:  # several choices in this event
+                several = True
+                choice = choices[0]
             index = choice.get("index")
             delta = choice.get("delta") or {}
             finish = choice.get("finish_reason")
