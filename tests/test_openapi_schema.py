@@ -259,6 +259,15 @@ _WITH_TOOL_CALLS = _narrowed(
 )
 
 
+def wire_index(position: int, choice: Mapping[str, Any], default: int | None = None) -> int:
+    """The index a choice is filed under: its own, unless that is negative; then its position
+    (`default` when given: 0 for the one choice of a stream event)."""
+    index = choice["index"]
+    if index >= 0:
+        return int(index)
+    return position if default is None else default
+
+
 def wire_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A message's tool calls as `ToolCall.to_dict()` writes them back: known fields only, an
     empty id named by the call's position, a function call's empty arguments as ``"{}"`` (the
@@ -282,7 +291,14 @@ def wire_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
 def test_every_chat_completion_the_spec_allows_parses(body: dict[str, Any]) -> None:
     assert_valid(CHAT_RESPONSE, body)
     reply = adapter.parse_chat(openai(), body, "req_1")
-    choice = body["choices"][0]
+    # Every choice, in index order (a stable sort: the wire order among equal indexes).
+    ordered = sorted(enumerate(body["choices"]), key=lambda item: wire_index(*item))
+    assert [c.index for c in reply.choices] == [wire_index(*item) for item in ordered]
+    for got, (_, wire) in zip(reply.choices, ordered, strict=True):
+        assert got.text == (wire["message"]["content"] or "")
+        assert got.refusal == wire["message"]["refusal"]
+        assert got.finish_reason == wire["finish_reason"]
+    choice = ordered[0][1]
     message = choice["message"]
     assert reply.text == (message["content"] or "")
     assert reply.refusal == message["refusal"]
@@ -320,18 +336,23 @@ def test_every_stream_chunk_the_spec_allows_parses(chunks: list[dict[str, Any]])
     parser = adapter.new_stream_parser(openai(), ChatRequest(model="m", messages=[], params={}))
     for body in chunks:
         assert_valid(CHAT_CHUNK, body)
-        chunk = parser.parse(event(body))
+        parsed = parser.parse(event(body))
         if not body["choices"]:
-            assert chunk is None or chunk.usage is not None
+            assert parsed is None or (not isinstance(parsed, tuple) and parsed.usage is not None)
             continue
-        assert chunk is not None
-        choice = body["choices"][0]
-        delta = choice["delta"]
-        assert chunk.text == (delta.get("content") or "")
-        assert chunk.finish_reason == choice["finish_reason"]
-        assert chunk.id == body["id"]
-        calls = delta.get("tool_calls") or []
-        assert [d.index for d in chunk.tool_calls or ()] == [c["index"] for c in calls]
+        assert parsed is not None
+        # One chunk per choice of the event, each filed under its choice's index.
+        chunks = parsed if isinstance(parsed, tuple) else (parsed,)
+        alone = 0 if len(body["choices"]) == 1 else None
+        assert len(chunks) == len(body["choices"])
+        for position, (chunk, choice) in enumerate(zip(chunks, body["choices"], strict=True)):
+            delta = choice["delta"]
+            assert chunk.index == wire_index(position, choice, alone)
+            assert chunk.text == (delta.get("content") or "")
+            assert chunk.finish_reason == choice["finish_reason"]
+            assert chunk.id == body["id"]
+            calls = delta.get("tool_calls") or []
+            assert [d.index for d in chunk.tool_calls or ()] == [c["index"] for c in calls]
     assert not parser.done
     assert parser.parse(ServerSentEvent(data="[DONE]")) is None
     assert parser.done

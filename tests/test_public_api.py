@@ -22,6 +22,7 @@ PUBLIC_NAMES = [
     "BadRequestError",
     "ChatResponse",
     "ChatStream",
+    "Choice",
     "Client",
     "ClientStateError",
     "ConfigError",
@@ -69,6 +70,7 @@ PUBLIC_NAMES = [
 VALUE_TYPES = [
     "Message",
     "ChatResponse",
+    "Choice",
     "StreamChunk",
     "ReasoningBlock",
     "Usage",
@@ -148,6 +150,7 @@ def _example(cls: type) -> object:
     required = {
         llmrelay.Message: {"role": "user", "content": "hi"},
         llmrelay.ChatResponse: {"text": "hi"},
+        llmrelay.Choice: {"index": 0, "text": "hi"},
         llmrelay.ToolCall: {"id": "call_1", "name": "f"},
         llmrelay.ToolCallDelta: {"index": 0},
         llmrelay.EmbeddingResponse: {"vectors": [[0.0]]},
@@ -224,6 +227,7 @@ CALL_PARAMS = [
     "tool_choice",
     "response_format",
     "seed",
+    "n",
     "extra_body",
     "extra_headers",
     "timeout",

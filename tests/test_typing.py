@@ -57,6 +57,7 @@ CORRECT = """
     async def use_async(client: llmrelay.AsyncClient) -> None:
         reply = await client.chat("hi", model="m", temperature=0.5, max_tokens=10, seed=1)
         assert_type(reply, llmrelay.ChatResponse)
+        assert_type((await client.chat("hi", n=2)).choices, tuple[llmrelay.Choice, ...])
         results = await client.batch(["a", "b"], return_exceptions=True, temperature=0.2)
         assert_type(results, list[Any])
         async for index, outcome in client.as_completed(["a"], model="m", timeout=5.0):

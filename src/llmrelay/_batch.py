@@ -41,6 +41,7 @@ class ChatOptions(TypedDict, total=False):
     tool_choice: Any
     response_format: Any
     seed: int | None
+    n: int | None
     extra_body: Mapping[str, Any] | None
     extra_headers: Mapping[str, str] | None
     timeout: Timeout | float | None

@@ -342,7 +342,7 @@ class AsyncClient:
         estimated = 1
         if self._config.rate_limit is not None:  # only the rate limiter reads the estimate
             estimated = estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
-            estimated += params.get("max_tokens", 0)
+            estimated += params.get("max_tokens", 0) * params.get("n", 1)  # per choice
         return self._call(
             p.adapter.build_chat(p, request),
             parse=self._parse_chat,
@@ -370,12 +370,18 @@ class AsyncClient:
         tool_choice: Any = None,
         response_format: Any = None,
         seed: int | None = None,
+        n: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         timeout: Timeout | float | None = None,
         max_retries: int | None = None,
     ) -> ChatResponse:
-        """Send a conversation (or one user prompt as a str) and return the complete reply."""
+        """Send a conversation (or one user prompt as a str) and return the complete reply.
+
+        ``n=3`` asks for three choices: `reply.choices` holds them all, and `reply.text` (with
+        the other per-choice fields) is the first's. Anthropic has no `n` (a `ConfigError`);
+        Gemini takes it as ``candidateCount``.
+        """
         self._check()
         params = build_params(
             temperature=temperature,
@@ -386,6 +392,7 @@ class AsyncClient:
             tool_choice=tool_choice,
             response_format=response_format,
             seed=seed,
+            n=n,
         )
         call = self._chat_call(
             messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=False
@@ -407,6 +414,7 @@ class AsyncClient:
         tool_choice: Any = None,
         response_format: Any = None,
         seed: int | None = None,
+        n: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         timeout: Timeout | float | None = None,
@@ -423,7 +431,9 @@ class AsyncClient:
                     print(chunk.text, end="")
                 reply = await stream.final()
 
-        Arguments are checked now; the request is sent on the first iteration.
+        Arguments are checked now; the request is sent on the first iteration. With ``n``,
+        every choice's chunks arrive in the one stream, each with its `index`; `stream.text`
+        and `on_text` follow choice 0, `final().choices` holds them all.
         """
         from ._stream import ChatStream  # loaded on first use, to keep `import llmrelay` quick
 
@@ -437,6 +447,7 @@ class AsyncClient:
             tool_choice=tool_choice,
             response_format=response_format,
             seed=seed,
+            n=n,
         )
         call = self._chat_call(
             messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=True

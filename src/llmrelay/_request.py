@@ -197,6 +197,7 @@ def build_params(
     tool_choice: Any,
     response_format: Any,
     seed: int | None,
+    n: int | None = None,
 ) -> dict[str, Any]:
     """The named parameters that were given, checked. Provider adapters rename them."""
     params: dict[str, Any] = {}
@@ -241,6 +242,10 @@ def build_params(
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"seed must be an int, got {seed!r}")
         params["seed"] = seed
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n (how many choices) must be a positive int, got {n!r}")
+        params["n"] = n
     return params
 
 

@@ -4,7 +4,8 @@ The request goes down the same stage chain as `chat()`; the reply opener reads u
 chunk with content inside the retry stage, so everything before that (a status, a cut, an
 error event) is retried per the policy. From the first chunk on, this module reads: bytes go
 through the sans-I/O SSE decoder, then the provider's event parser (one `StreamChunk` per
-event), and the pure `ReplyAssembler` builds the final reply. Reading stops at the provider's
+event, or a tuple of them, one per choice), and the pure `ReplyAssembler` builds the final
+reply. Reading stops at the provider's
 terminator (`[DONE]`, `message_stop`): the connection is closed there, whatever the server
 sends after it. The stream holds its concurrency slot until it ends, fails, or is closed.
 
@@ -154,11 +155,19 @@ class _Run:
                             chunk_or_none = parser.parse(event)
                         except LLMError as exc:
                             raise await self._failure(exc) from exc
-                        if chunk_or_none is not None:
+                        if chunk_or_none is None:
+                            pass
+                        elif not isinstance(chunk_or_none, tuple):
                             add(chunk_or_none)
                             if callbacks and not await self._deliver(chunk_or_none):
                                 return
                             yield chunk_or_none
+                        else:  # one event with several choices: a chunk for each
+                            for chunk in chunk_or_none:
+                                add(chunk)
+                                if callbacks and not await self._deliver(chunk):
+                                    return
+                                yield chunk
                         if terminal is not None and terminal.done:
                             done, reading = True, False
                             await drain(body, errors)
@@ -238,7 +247,7 @@ class _Run:
         """Run the callbacks for a chunk; False when the stream was closed meanwhile."""
         if self.on_chunk is not None:
             await _call(self.on_chunk, chunk)
-        if self.on_text is not None and chunk.text:
+        if self.on_text is not None and chunk.text and not chunk.index:  # choice 0's text
             await _call(self.on_text, chunk.text)
         return self.state is not StreamState.CLOSED
 
@@ -280,6 +289,10 @@ class ChatStream:
     assembled `ChatResponse` (the same value `chat()` gives for the same reply). Callbacks
     (`on_text`, `on_chunk`, `on_complete`, `on_error`) may be plain functions or coroutine
     functions; they run in the task that reads the stream.
+
+    With several choices (``n``), the chunks of every choice are yielded as they arrive, each
+    with its `index`; `.text`, `on_text` and a `StreamError`'s `partial` are choice 0's text
+    only, and `final().choices` holds every choice.
     """
 
     __slots__ = ("_iterator", "_run")
@@ -318,7 +331,7 @@ class ChatStream:
 
     @property
     def text(self) -> str:
-        """The text received so far."""
+        """The text received so far (of choice 0, when the call asked for several)."""
         return self._run.assembler.partial
 
     @property

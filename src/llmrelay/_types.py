@@ -277,6 +277,41 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """One of a reply's choices: a call with ``n=3`` gets three, told apart by `index`.
+
+    The fields mean what the `ChatResponse` fields of the same names mean; a reply's own
+    `text`, `finish_reason`, `tool_calls` and reasoning are those of its first choice.
+    """
+
+    index: int
+    text: str
+    finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
+    reasoning_blocks: tuple[ReasoningBlock, ...] = ()
+    refusal: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reasoning_blocks and (self.reasoning or self.reasoning_signature):
+            block = ReasoningBlock(text=self.reasoning or "", signature=self.reasoning_signature)
+            object.__setattr__(self, "reasoning_blocks", (block,))
+
+    @property
+    def message(self) -> Message:
+        """This choice as an assistant `Message`, ready to append to the conversation."""
+        return Message(
+            role="assistant",
+            content=self.text,
+            tool_calls=self.tool_calls,
+            reasoning=self.reasoning,
+            reasoning_signature=self.reasoning_signature,
+            reasoning_blocks=self.reasoning_blocks,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChatResponse:
     """A complete reply: `text`, why it stopped, what it cost, and any tool calls.
 
@@ -284,6 +319,11 @@ class ChatResponse:
     `reasoning_blocks` keeps each block apart, in order, with its own signature (Anthropic
     sends several, some redacted). A reply made with `reasoning` but no blocks gets that
     reasoning as its one block, so streamed and whole replies compare equal.
+
+    `choices` holds every choice, in `index` order (several when the call gave ``n``); the
+    reply's own fields are its first choice's: ``choices[0]`` is always made from them (with
+    the index it was given), so ``reply.text == reply.choices[0].text`` holds however the
+    reply was built. Usage, id and model belong to the whole reply.
     """
 
     text: str
@@ -298,12 +338,25 @@ class ChatResponse:
     reasoning_blocks: tuple[ReasoningBlock, ...] = ()
     refusal: str | None = None
     provider: str | None = None
+    choices: tuple[Choice, ...] = field(default=(), repr=False)
     raw: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.reasoning_blocks and (self.reasoning or self.reasoning_signature):
             block = ReasoningBlock(text=self.reasoning or "", signature=self.reasoning_signature)
             object.__setattr__(self, "reasoning_blocks", (block,))
+        choices = self.choices
+        first = Choice(
+            index=choices[0].index if choices else 0,
+            text=self.text,
+            finish_reason=self.finish_reason,
+            tool_calls=self.tool_calls,
+            reasoning=self.reasoning,
+            reasoning_signature=self.reasoning_signature,
+            reasoning_blocks=self.reasoning_blocks,
+            refusal=self.refusal,
+        )
+        object.__setattr__(self, "choices", (first, *choices[1:]))
 
     @property
     def message(self) -> Message:
@@ -326,6 +379,9 @@ class StreamChunk:
     Reasoning arrives as `reasoning` text deltas, a `reasoning_signature` that closes the
     current reasoning block, and `reasoning_redacted`, one whole redacted block (Anthropic's
     ``redacted_thinking`` data).
+
+    `index` is the choice the chunk belongs to: always 0 unless the call asked for several
+    (``n``), when the chunks of every choice arrive in one stream, in the server's order.
     """
 
     text: str = ""
@@ -340,6 +396,7 @@ class StreamChunk:
     reasoning_signature: str | None = None
     raw: Any = field(default=None, repr=False, compare=False)
     reasoning_redacted: str | None = None
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,6 +437,7 @@ _new = object.__new__
     _set_signature,
     _set_raw,
     _set_redacted,
+    _set_index,
 ) = (StreamChunk.__dict__[name].__set__ for name in StreamChunk.__slots__)
 
 
@@ -396,6 +454,7 @@ assert StreamChunk.__slots__ == (
     "reasoning_signature",
     "raw",
     "reasoning_redacted",
+    "index",
 ), "make_stream_chunk must follow StreamChunk's fields"
 
 
@@ -412,9 +471,11 @@ def make_stream_chunk(
     reasoning_signature: str | None,
     raw: Any,
     reasoning_redacted: str | None = None,
+    index: int = 0,
 ) -> StreamChunk:
     """`StreamChunk(...)` with every field given positionally, about 2.5× faster (the rarely
-    set `reasoning_redacted` last, with a default, so most call sites leave it out)."""
+    set `reasoning_redacted` and `index` last, with defaults, so most call sites leave them
+    out)."""
     chunk: StreamChunk = _new(StreamChunk)
     _set_text(chunk, text)
     _set_reasoning(chunk, reasoning)
@@ -428,4 +489,5 @@ def make_stream_chunk(
     _set_signature(chunk, reasoning_signature)
     _set_raw(chunk, raw)
     _set_redacted(chunk, reasoning_redacted)
+    _set_index(chunk, index)
     return chunk

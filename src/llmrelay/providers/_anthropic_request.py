@@ -17,6 +17,7 @@ The rules, in the order `build_body` applies them:
 5. ``max_tokens`` is required: the preset's ``default_max_tokens`` when the call gives none.
    ``stop`` becomes ``stop_sequences`` (a str in a list of one); tools and ``tool_choice`` are translated;
    ``temperature``/``top_p`` are refused from API version 2026-10-21 on, which rejects them;
+   ``n`` above 1 is refused (a request gets one reply; ``n=1`` is left out);
    `extra_body` is merged last.
 """
 
@@ -82,6 +83,11 @@ def _check_params(name: str, options: Mapping[str, Any], params: Mapping[str, An
         )
     if "seed" in params:
         raise ConfigError(f"{name} has no seed parameter; leave seed out")
+    if params.get("n", 1) != 1:
+        raise ConfigError(
+            f"{name} gives one choice per request (no n); send {params['n']} requests instead, "
+            "e.g. with client.batch([prompt] * n)"
+        )
     version = str(options.get("version") or ANTHROPIC_VERSION)
     given = [key for key in _SAMPLING if key in params]
     if given and version >= _NO_SAMPLING_SINCE:

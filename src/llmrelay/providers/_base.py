@@ -56,7 +56,9 @@ class StreamParser(Protocol):
     """Per-stream state that turns server-sent events into `StreamChunk`s.
 
     `parse` returns `None` for events that carry nothing for the user (pings, keep-alives) and
-    raises an `APIStatusError` subclass for an error event. `finished()` tells, at the end of
+    raises an `APIStatusError` subclass for an error event. An event that carries several
+    choices at once (a call with ``n``) gives a tuple of chunks, one per choice, each with its
+    `index`. `finished()` tells, at the end of
     the byte stream, whether the provider's proper end was seen (else the stream was cut).
 
     A parser may also have a `done` attribute, True once the provider's terminal event was
@@ -69,7 +71,7 @@ class StreamParser(Protocol):
     Anthropic's ``message_stop``); the stream reads nothing after it. A wire format without
     a terminal event (Gemini: the end of the body ends the stream) leaves it False."""
 
-    def parse(self, event: ServerSentEvent) -> StreamChunk | None: ...
+    def parse(self, event: ServerSentEvent) -> StreamChunk | tuple[StreamChunk, ...] | None: ...
 
     def finished(self) -> bool: ...
 

@@ -12,7 +12,8 @@ The rules, in the order `build_body` applies them:
    function name is looked up from the latest assistant tool call with that id.
 4. Content parts: ``text`` → ``{text}``; ``image_url`` with a ``data:`` URL → ``inlineData``,
    with an http(s) URL → ``fileData``; ``input_audio`` → ``inlineData``.
-5. Named params → ``generationConfig`` / ``tools`` / ``toolConfig``; `extra_body` is merged
+5. Named params → ``generationConfig`` (``n`` → ``candidateCount``) / ``tools`` /
+   ``toolConfig``; `extra_body` is merged
    last, one level deep, so ``{"generationConfig": {"thinkingConfig": ...}}`` adds to the
    mapped fields instead of replacing them.
 """
@@ -250,6 +251,8 @@ def generation_config(params: Mapping[str, Any]) -> dict[str, Any]:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if "seed" in params:
         config["seed"] = params["seed"]
+    if "n" in params:
+        config["candidateCount"] = params["n"]
     fmt = params.get("response_format")
     if fmt is not None:
         config.update(_response_format(fmt))

@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIStatusError, make_status_error
-from .._types import StreamChunk, ToolCall, ToolCallDelta, Usage, make_stream_chunk
+from .._types import Choice, StreamChunk, ToolCall, ToolCallDelta, Usage, make_stream_chunk
 from ._common import as_int, bad_response, load_event, make_tool_call
 
 if TYPE_CHECKING:
@@ -223,58 +223,111 @@ def tool_calls(parts: Parts) -> tuple[ToolCall, ...]:
     return tuple(make_tool_call(call_id, name, args) for call_id, name, args in parts.calls)
 
 
+def candidate_index(candidate: dict[str, Any], position: int) -> int:
+    """A candidate's ``index``; JSON leaves out a zero, and a left-out index is its position."""
+    index = candidate.get("index")
+    return index if type(index) is int and index >= 0 else position
+
+
+def read_choice(provider: Provider, candidate: Any, position: int, data: Any) -> Choice:
+    """One candidate of a whole reply as a `Choice` (id-less tool calls numbered from 0)."""
+    if not isinstance(candidate, dict):
+        raise bad_response(provider.name, "a candidate is not an object", data)
+    parts = read_parts(provider, candidate, 0)
+    return Choice(
+        index=candidate_index(candidate, position),
+        text="".join(parts.text),
+        finish_reason=finish_reason(candidate.get("finishReason"), bool(parts.calls)),
+        tool_calls=tool_calls(parts),
+        reasoning="".join(parts.reasoning) or None,
+        reasoning_signature=parts.signature,
+    )
+
+
 # -- streaming ----------------------------------------------------------------------------------
 
 
 class StreamParser:
-    """Gemini SSE: no event names and no ``[DONE]``; the reply is complete once a candidate
-    carried a ``finishReason``. Usage is cumulative, so every chunk's usage replaces the last."""
+    """Gemini SSE: no event names and no ``[DONE]``; the reply is complete once every candidate
+    seen carried a ``finishReason``. Usage is cumulative, so every chunk's usage replaces the
+    last. With several candidates (``candidateCount``) an event may carry each: it gives a
+    tuple of chunks, one per candidate with something new, the first with the usage."""
 
-    __slots__ = ("_calls", "_finished", "_provider")
+    __slots__ = ("_calls", "_ended", "_provider", "_seen")
 
     done = False  # no terminal event: the end of the body ends the stream
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
-        self._calls = 0
-        self._finished = False
+        self._calls: dict[int, int] = {}  # tool calls so far, by candidate
+        self._seen: set[int] = set()  # candidates seen
+        self._ended: set[int] = set()  # ... and those that finished
 
     def finished(self) -> bool:
-        return self._finished
+        return bool(self._ended) and self._seen <= self._ended
 
-    def parse(self, event: ServerSentEvent) -> StreamChunk | None:
+    def parse(self, event: ServerSentEvent) -> StreamChunk | tuple[StreamChunk, ...] | None:
         data = event.data
         if not data or data == "[DONE]":  # "[DONE]": a proxy that adds the OpenAI terminator
             return None
         obj = load_event(self._provider.name, data)
         candidates = check_reply(self._provider, obj, None)
-        text = ""
-        reasoning = signature = finish = None
-        deltas = None
-        if candidates:
-            candidate = candidates[0]
-            parts = read_parts(self._provider, candidate, self._calls)
-            text = "".join(parts.text)
-            reasoning = "".join(parts.reasoning) or None
-            signature = parts.signature
-            if parts.calls:
-                first = self._calls
-                self._calls += len(parts.calls)
-                deltas = tuple(
-                    ToolCallDelta(index=first + i, id=call_id, name=name, arguments=args)
-                    for i, (call_id, name, args) in enumerate(parts.calls)
-                )
-            raw_finish = candidate.get("finishReason")
-            if raw_finish:
-                finish = finish_reason(raw_finish, self._calls > 0)
-                if finish is not None:
-                    self._finished = True
         raw_usage = obj.get("usageMetadata")
         usage = parse_usage(raw_usage) if raw_usage is not None else None
-        if not (text or reasoning or deltas or finish or usage or signature):
-            return None
         response_id = obj.get("responseId")
         model = obj.get("modelVersion")
+        if not isinstance(response_id, str):
+            response_id = None
+        if not isinstance(model, str):
+            model = None
+        chunks = []
+        for position, candidate in enumerate(candidates):
+            chunk = self._candidate(candidate, position, obj, usage, response_id, model)
+            if chunk is not None:
+                chunks.append(chunk)
+                usage = None  # the usage goes with the first chunk only
+        if not chunks:
+            if usage is None:
+                return None
+            return make_stream_chunk(
+                "", None, None, None, usage, None, None, response_id, model, None, obj
+            )
+        return chunks[0] if len(chunks) == 1 else tuple(chunks)
+
+    def _candidate(
+        self,
+        candidate: Any,
+        position: int,
+        obj: Any,
+        usage: Usage | None,
+        response_id: str | None,
+        model: str | None,
+    ) -> StreamChunk | None:
+        """The chunk of one candidate of an event (`None` when it carries nothing)."""
+        if not isinstance(candidate, dict):
+            raise bad_response(self._provider.name, "a candidate is not an object", obj)
+        index = candidate_index(candidate, position)
+        self._seen.add(index)
+        calls = self._calls.get(index, 0)
+        parts = read_parts(self._provider, candidate, calls)
+        text = "".join(parts.text)
+        reasoning = "".join(parts.reasoning) or None
+        signature = parts.signature
+        deltas = None
+        if parts.calls:
+            self._calls[index] = calls + len(parts.calls)
+            deltas = tuple(
+                ToolCallDelta(index=calls + i, id=call_id, name=name, arguments=args)
+                for i, (call_id, name, args) in enumerate(parts.calls)
+            )
+        finish = None
+        raw_finish = candidate.get("finishReason")
+        if raw_finish:
+            finish = finish_reason(raw_finish, index in self._calls)
+            if finish is not None:
+                self._ended.add(index)
+        if not (text or reasoning or deltas or finish or usage or signature):
+            return None
         return make_stream_chunk(
             text,
             reasoning,
@@ -283,8 +336,10 @@ class StreamParser:
             usage,
             None,
             None,
-            response_id if isinstance(response_id, str) else None,
-            model if isinstance(model, str) else None,
+            response_id,
+            model,
             signature,
             obj,
+            None,
+            index,
         )

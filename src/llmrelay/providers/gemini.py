@@ -13,6 +13,8 @@
           "generationConfig": {"thinkingConfig": {"includeThoughts": True}},
       })
 
+- ``n`` is sent as ``generationConfig.candidateCount``; every candidate becomes a `Choice`
+  (by its ``index``, which JSON leaves out for 0), in whole replies and streams alike.
 - A blocked prompt (no candidates, ``promptFeedback.blockReason``) raises `BadRequestError`
   with ``code="prompt_blocked"`` (inside a stream: `StreamError` caused by it).
 - Error bodies are ``{error: {code, message, status, details}}``; a ``google.rpc.RetryInfo``
@@ -38,10 +40,8 @@ from ._gemini_response import (
     StreamParser,
     check_reply,
     error_fields,
-    finish_reason,
     parse_usage,
-    read_parts,
-    tool_calls,
+    read_choice,
 )
 
 if TYPE_CHECKING:
@@ -102,19 +102,25 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
     candidates = check_reply(provider, data, request_id)
     if not candidates:
         raise bad_response(provider.name, "no 'candidates' in the reply", data)
-    candidate = candidates[0]
-    parts = read_parts(provider, candidate, 0)
+    choices = [
+        read_choice(provider, candidate, position, data)
+        for position, candidate in enumerate(candidates)
+    ]
+    if len(choices) > 1:
+        choices.sort(key=lambda choice: choice.index)
+    first = choices[0]
     return ChatResponse(
-        text="".join(parts.text),
-        finish_reason=finish_reason(candidate.get("finishReason"), bool(parts.calls)),
+        text=first.text,
+        finish_reason=first.finish_reason,
         usage=parse_usage(data.get("usageMetadata")),
-        tool_calls=tool_calls(parts),
+        tool_calls=first.tool_calls,
         model=str_or_none(data.get("modelVersion")),
         id=str_or_none(data.get("responseId")),
         request_id=request_id,
-        reasoning="".join(parts.reasoning) or None,
-        reasoning_signature=parts.signature,
+        reasoning=first.reasoning,
+        reasoning_signature=first.reasoning_signature,
         provider=provider.name,
+        choices=tuple(choices),
         raw=data,
     )
 

@@ -24,6 +24,7 @@ from .._request import ChatRequest, WireRequest
 from .._types import (
     REASONING_BLOCKS_KEY,
     ChatResponse,
+    Choice,
     EmbeddingResponse,
     ModelInfo,
     StreamChunk,
@@ -219,33 +220,53 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
     if not isinstance(data, dict):
         raise bad_response(provider.name, "the body is not a JSON object", data)
     _raise_if_error(provider, data, request_id)
-    choices = data.get("choices")
-    if not isinstance(choices, list):
+    raw_choices = data.get("choices")
+    if not isinstance(raw_choices, list):
         raise bad_response(provider.name, "no 'choices' in the reply", data)
-    if not choices:
+    if not raw_choices:
         # The schema allows it (e.g. a moderated request held back); the caller asked for a
         # reply and there is none, so say so, with the body (`.body`) to look into.
         raise bad_response(provider.name, "'choices' is empty: the service sent no reply", data)
-    if not isinstance(choices[0], dict):
-        raise bad_response(provider.name, "choices[0] is not an object", data)
-    choice = choices[0]
-    message = choice.get("message")
-    if not isinstance(message, dict):
-        raise bad_response(provider.name, "choices[0] has no 'message'", data)
-    raw_calls = message.get("tool_calls")
-    content = message.get("content")
+    choices = [
+        _choice(provider, choice, position, data) for position, choice in enumerate(raw_choices)
+    ]
+    if len(choices) > 1:
+        choices.sort(key=lambda choice: choice.index)
+    first = choices[0]
     return ChatResponse(
-        text=content if isinstance(content, str) else "",
-        finish_reason=str_or_none(choice.get("finish_reason")),
+        text=first.text,
+        finish_reason=first.finish_reason,
         usage=parse_usage(data.get("usage") or _groq_usage(data)),
-        tool_calls=_tool_calls(provider, raw_calls, data) if raw_calls else (),
+        tool_calls=first.tool_calls,
         model=str_or_none(data.get("model")),
         id=str_or_none(data.get("id")),
         request_id=request_id,
+        reasoning=first.reasoning,
+        refusal=first.refusal,
+        provider=provider.name,
+        choices=tuple(choices),
+        raw=data,
+    )
+
+
+def _choice(provider: Provider, choice: Any, position: int, data: Any) -> Choice:
+    """One entry of ``choices``; a service that leaves out its ``index`` sends the choices in
+    order, so its position stands in."""
+    if not isinstance(choice, dict):
+        raise bad_response(provider.name, f"choices[{position}] is not an object", data)
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise bad_response(provider.name, f"choices[{position}] has no 'message'", data)
+    index = choice.get("index")
+    raw_calls = message.get("tool_calls")
+    content = message.get("content")
+    return Choice(
+        index=index if type(index) is int and index >= 0 else position,
+        text=content if isinstance(content, str) else "",
+        finish_reason=str_or_none(choice.get("finish_reason")),
+        tool_calls=_tool_calls(provider, raw_calls, data) if raw_calls else (),
         reasoning=_reasoning(message),
         refusal=str_or_none(message.get("refusal")),
-        provider=provider.name,
-        raw=data,
     )
 
 
@@ -294,7 +315,7 @@ def _tool_calls(provider: Provider, calls: Any, data: Any) -> tuple[ToolCall, ..
 
 
 class StreamParser:
-    """OpenAI chunks: deltas in `choices[0]`, usage in a last chunk (or in `choices[0]`).
+    """OpenAI chunks: deltas in `choices`, usage in a last chunk (or in a choice).
 
     `done` turns True at ``data: [DONE]``; every event after it is ignored (`parse` gives
     `None`). Errors raise the `APIStatusError` subclass of their status:
@@ -310,22 +331,33 @@ class StreamParser:
       without blaming the request, and retrying a stream that failed before its first chunk
       is the useful default.
 
+    Several choices (``n``): each chunk carries its choice's ``index``. Servers send one
+    choice per event, the choices taking turns (llama.cpp) or one after the other; an event
+    with several gives a tuple of chunks, one per choice. A choice without an ``index`` is
+    choice 0 when it is alone in its event, else its position there. The stream is finished
+    when every choice it saw has a finish reason.
+
     Tool-call fragments of a kind other than ``function`` (none is documented for streams)
     are left out of `tool_calls`; they stay in the chunk's `raw`.
     """
 
-    __slots__ = ("_finish_seen", "_foreign_calls", "_provider", "done")
+    __slots__ = ("_ended", "_finish_seen", "_foreign_calls", "_provider", "_seen", "done")
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
         self.done = False
-        self._finish_seen = False
-        self._foreign_calls: set[int] | None = None  # indexes of tool calls of other kinds
+        self._finish_seen = False  # choice 0 has finished
+        self._foreign_calls: set[tuple[int, int]] | None = None  # (choice, call) of other kinds
+        self._seen: set[int] | None = None  # choices other than 0 seen so far
+        self._ended: set[int] | None = None  # ... and those of them that finished
 
     def finished(self) -> bool:
-        return self.done or self._finish_seen
+        if self.done:
+            return True
+        others, ended = self._seen, self._ended
+        return self._finish_seen and (others is None or (ended is not None and others <= ended))
 
-    def parse(self, event: ServerSentEvent) -> StreamChunk | None:
+    def parse(self, event: ServerSentEvent) -> StreamChunk | tuple[StreamChunk, ...] | None:
         if self.done:
             return None
         data = event.data
@@ -361,8 +393,86 @@ class StreamParser:
                 None,
                 obj,
             )
+        several = False
         try:
-            choice = choices[0]
+            try:
+                (choice,) = choices  # the usual one choice per event, in one step
+            except ValueError:  # several choices in this event
+                several = True
+                choice = choices[0]
+            index = choice.get("index")
+            delta = choice.get("delta") or {}
+            finish = choice.get("finish_reason")
+            if raw_usage is None:
+                raw_usage = choice.get("usage")  # Moonshot puts it here
+            calls = delta.get("tool_calls")
+            content = delta.get("content")
+            role = delta.get("role")
+            refusal = delta.get("refusal")
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        except (AttributeError, KeyError, TypeError):  # e.g. a choice or delta that is no object
+            raise bad_response(
+                self._provider.name, "a stream event has a malformed 'choices' entry", obj
+            ) from None
+        if several:
+            return self._several(
+                choices,
+                obj,
+                raw_usage,
+                chunk_id if isinstance(chunk_id, str) else None,
+                model if isinstance(model, str) else None,
+            )
+        if not isinstance(finish, str):
+            finish = None
+        if index:  # not choice 0 (or not a plain int)
+            index = self._other_choice(index, -1, finish)
+        else:
+            index = 0
+            if finish:
+                self._finish_seen = True
+        # The hot path: one chunk per streamed event, every field given positionally. (The
+        # same as `_chunk`, inlined: the usual stream has one choice per event.)
+        return make_stream_chunk(
+            content if isinstance(content, str) else "",
+            reasoning if isinstance(reasoning, str) else None,
+            self._tool_deltas(calls, obj, index) if calls else None,
+            finish,
+            parse_usage(raw_usage) if raw_usage is not None else None,
+            role if isinstance(role, str) else None,
+            refusal if isinstance(refusal, str) else None,
+            chunk_id if isinstance(chunk_id, str) else None,
+            model if isinstance(model, str) else None,
+            None,
+            obj,
+            None,
+            index,
+        )
+
+    def _several(
+        self, choices: Any, obj: Any, raw_usage: Any, chunk_id: str | None, model: str | None
+    ) -> tuple[StreamChunk, ...]:
+        """An event with several choices: a chunk for each (the usage goes with the first)."""
+        out = []
+        for position in range(len(choices)):
+            out.append(self._chunk(choices, position, position, obj, raw_usage, chunk_id, model))
+            raw_usage = None
+        return tuple(out)
+
+    def _chunk(
+        self,
+        choices: Any,
+        position: int,
+        default: int,
+        obj: Any,
+        raw_usage: Any,
+        chunk_id: str | None,
+        model: str | None,
+    ) -> StreamChunk:
+        """The chunk of ``choices[position]`` of an event with several; `default` is its index
+        when it names none."""
+        try:
+            choice = choices[position]
+            index = choice.get("index")
             delta = choice.get("delta") or {}
             finish = choice.get("finish_reason")
             if raw_usage is None:
@@ -378,22 +488,43 @@ class StreamParser:
             ) from None
         if not isinstance(finish, str):
             finish = None
-        elif finish:
-            self._finish_seen = True
-        # The hot path: one chunk per streamed event, every field given positionally.
+        if index or default > 0:  # not choice 0 (or not a plain int)
+            index = self._other_choice(index, default, finish)
+        else:
+            index = 0
+            if finish:
+                self._finish_seen = True
         return make_stream_chunk(
             content if isinstance(content, str) else "",
             reasoning if isinstance(reasoning, str) else None,
-            self._tool_deltas(calls, obj) if calls else None,
+            self._tool_deltas(calls, obj, index) if calls else None,
             finish,
             parse_usage(raw_usage) if raw_usage is not None else None,
             role if isinstance(role, str) else None,
             refusal if isinstance(refusal, str) else None,
-            chunk_id if isinstance(chunk_id, str) else None,
-            model if isinstance(model, str) else None,
+            chunk_id,
+            model,
             None,
             obj,
+            None,
+            index,
         )
+
+    def _other_choice(self, index: Any, default: int, finish: str | None) -> int:
+        """The index of a chunk that may not be choice 0, noted for `finished()`."""
+        number = index if type(index) is int and index >= 0 else max(default, 0)
+        if number == 0:
+            if finish:
+                self._finish_seen = True
+            return 0
+        if self._seen is None:
+            self._seen = set()
+        self._seen.add(number)
+        if finish:
+            if self._ended is None:
+                self._ended = set()
+            self._ended.add(number)
+        return number
 
     def _raise_error_event(self, data: str) -> NoReturn:
         """``event: error``: raise the typed error its payload describes (see the class doc)."""
@@ -408,7 +539,7 @@ class StreamParser:
         text = payload if isinstance(payload, str) and payload else None
         _raise_error(self._provider, text or data or "an error event with no message", data)
 
-    def _tool_deltas(self, calls: Any, obj: Any) -> tuple[ToolCallDelta, ...] | None:
+    def _tool_deltas(self, calls: Any, obj: Any, choice: int) -> tuple[ToolCallDelta, ...] | None:
         """Fragments are told apart by ``index``; a service that leaves it out sends each call
         whole, so its position in the list stands in."""
         if not isinstance(calls, list):
@@ -425,9 +556,9 @@ class StreamParser:
                 # The first fragment names the kind; later ones of that call only its index.
                 if self._foreign_calls is None:
                     self._foreign_calls = set()
-                self._foreign_calls.add(index)
+                self._foreign_calls.add((choice, index))
                 continue
-            if self._foreign_calls and index in self._foreign_calls:
+            if self._foreign_calls and (choice, index) in self._foreign_calls:
                 continue
             fn = call.get("function") or {}
             arguments = arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None

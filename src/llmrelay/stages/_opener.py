@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import _constants as C
-from .._assembler import carries_content, chunk_of
+from .._assembler import carries_content, chunks_of
 from .._deadline import StreamDeadline
 from .._exceptions import (
     APIConnectionError,
@@ -62,7 +62,7 @@ class ReplyOpener:
                 except LLMError as exc:  # an error payload (or garbage) as the "stream"
                     raise self._body_error(call, exc) from exc.__cause__
                 reply.value = StreamHead(
-                    chunks=[chunk_of(whole)],
+                    chunks=chunks_of(whole),
                     parser=None,
                     decoder=None,
                     leftover=[],
@@ -129,9 +129,9 @@ class ReplyOpener:
         body = reply.body
         chunks: list[StreamChunk] = []
         leftover: list[Any] = []
-        ended = False
+        ended = content = False
         try:
-            while not ended and not (chunks and carries_content(chunks[-1])):
+            while not ended and not content:
                 try:
                     data: bytes | None = await body.__anext__()
                 except StopAsyncIteration:
@@ -139,12 +139,14 @@ class ReplyOpener:
                 events = decoder.feed(data) if data is not None else decoder.flush()
                 ended = data is None
                 for position, event in enumerate(events):
-                    chunk = parser.parse(event)
+                    parsed = parser.parse(event)
                     if terminal is not None and terminal.done:
                         ended = True  # the terminator: whatever follows it is not read
-                    if chunk is not None:
-                        chunks.append(chunk)
-                        if carries_content(chunk) and not ended:
+                    if parsed is not None:
+                        new = parsed if isinstance(parsed, tuple) else (parsed,)  # several choices
+                        chunks.extend(new)
+                        content = content or any(carries_content(chunk) for chunk in new)
+                        if content and not ended:
                             leftover = events[position + 1 :]
                             break
                     if ended:
@@ -161,7 +163,7 @@ class ReplyOpener:
             await drain(body, reply.errors)
         # Cut with no content yet (at most a role-only opener, which the caller never saw):
         # retried like a failed request.
-        if ended and not (chunks and carries_content(chunks[-1])) and not parser.finished():
+        if ended and not content and not parser.finished():
             raise self._body_error(
                 call,
                 APIConnectionError(
