@@ -155,3 +155,12 @@ def test_the_sync_client_refuses_them_too() -> None:
             client.chat("hi", extra_body={"tags": {1}})
         assert client.chat("hi", temperature=0.5, extra_body={"top_p": 1.0}).text == "ok"
     assert len(sent) == 1
+
+
+async def test_text_that_is_not_valid_unicode_is_a_config_error_before_sending() -> None:
+    import llmrelay
+
+    async with llmrelay.AsyncClient(provider="mock") as client:
+        with pytest.raises(llmrelay.ConfigError, match="surrogate"):
+            await client.chat("caf\udce9")  # what os.fsdecode gives for a Latin-1 byte
+        assert client.usage.requests == 0 and client.usage.failures == 0

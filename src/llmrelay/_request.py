@@ -275,7 +275,13 @@ def encode_body(body: Any, provider: str) -> bytes:
         except RecursionError:  # nested deeper than Python can walk
             where = str(exc)
         raise ConfigError(f"{provider}: the request body cannot be sent as JSON: {where}") from None
-    return text.encode()
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from bytes decoded with errors
+        raise ConfigError(
+            f"{provider}: the request body holds text that is not valid Unicode (a lone "
+            f"surrogate {exc.object[exc.start]!r} at character {exc.start} of the body)"
+        ) from None
 
 
 def _unencodable(value: Any, path: str, open_containers: set[int]) -> str | None:
