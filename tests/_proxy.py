@@ -148,13 +148,24 @@ def forward_proxy() -> Iterator[ForwardProxy]:
         server.close()
         # Connections still open (a kept-alive tunnel) end with the proxy; only then can the
         # server finish closing (Python 3.12+ waits for them).
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        # Until none is left: a connection accepted while the first ones were being cancelled
+        # starts a new handler, which would otherwise be destroyed pending with the loop.
+        while others := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
         await server.wait_closed()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    def run() -> None:
+        loop.run_until_complete(main())
+        # A connection accepted just before the server closed may start its handler in the
+        # loop's last turn: cancel and finish those too, or they die pending with the loop.
+        while pending := asyncio.all_tasks(loop):
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     if not ready.wait(5):
         raise RuntimeError("the test proxy did not start")
