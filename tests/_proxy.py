@@ -38,6 +38,7 @@ class ForwardProxy:
         self.url = ""
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     def records(self) -> list[Seen]:
         with self._lock:
@@ -48,6 +49,12 @@ class ForwardProxy:
             self.seen.append(seen)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio keeps only weak references to tasks: a handler waiting on two idle pipes (a
+        # tunnel whose sockets are both out of the selector) would be collected mid-flight.
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             request_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
@@ -62,9 +69,9 @@ class ForwardProxy:
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass  # the client went away or sent garbage: nothing to relay
         finally:
+            # No await here: a handler cancelled at shutdown must end at once, not wait on a
+            # peer (the loop below runs the transport's own closing callbacks).
             writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
 
     async def _forward(
         self,
@@ -121,6 +128,18 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             sink.write_eof()
 
 
+async def _finish_handlers() -> None:
+    """Let every connection handler end (the clients are gone by now, so they see EOF); cancel
+    what still runs after a grace period. Until none is left: a handler starting late (a
+    connection accepted just before the server closed) is finished too, so that none is
+    destroyed pending with the loop (its writer unclosed, its coroutine never finished)."""
+    while others := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+        _, running = await asyncio.wait(others, timeout=1.0)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+
 def _status(code: int, reason: str) -> bytes:
     body = reason.encode()
     return (
@@ -150,20 +169,15 @@ def forward_proxy() -> Iterator[ForwardProxy]:
         # server finish closing (Python 3.12+ waits for them).
         # Until none is left: a connection accepted while the first ones were being cancelled
         # starts a new handler, which would otherwise be destroyed pending with the loop.
-        while others := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+        await _finish_handlers()
         await server.wait_closed()
 
     def run() -> None:
         loop.run_until_complete(main())
         # A connection accepted just before the server closed may start its handler in the
         # loop's last turn: cancel and finish those too, or they die pending with the loop.
-        while pending := asyncio.all_tasks(loop):
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(_finish_handlers())
+        loop.run_until_complete(asyncio.sleep(0.01))  # closed transports finish closing
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
