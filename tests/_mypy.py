@@ -2,7 +2,7 @@
 
 Each snippet is only type-checked, never run. A line that must fail carries an
 ``# error: <text>`` marker with a piece of the expected message; `expected_errors` reads them.
-(The same way of running mypy as tests/test_typing.py, as a function several modules can call.)
+(Used by tests/test_typing.py and tests/test_messages_typing.py: one way of running mypy.)
 """
 
 from __future__ import annotations

@@ -9,16 +9,11 @@ expected message.
 from __future__ import annotations
 
 import inspect
-import os
-import re
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 import llmrelay
+from _mypy import dedent, expected_errors, run_mypy
 from llmrelay._batch import ChatOptions
 
 MISTAKES = """
@@ -83,68 +78,17 @@ CORRECT = """
 """
 
 
-def _expected_errors(source: str) -> dict[int, str]:
-    return {
-        number: line.split("# error: ", 1)[1]
-        for number, line in enumerate(source.splitlines(), start=1)
-        if "# error: " in line
-    }
-
-
 @pytest.fixture(scope="module")
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, str]]:
     """One mypy run over both snippets: {file stem: {line: messages}}."""
     pytest.importorskip("mypy")
-    work = tmp_path_factory.mktemp("typing")
-    for name, source in (("mistakes", MISTAKES), ("correct", CORRECT)):
-        (work / f"{name}.py").write_text(textwrap.dedent(source).lstrip("\n"))
-    (work / "mypy.ini").write_text("[mypy]\n")  # no project settings: the flags below only
-    env = dict(os.environ)
-    package_root = Path(llmrelay.__file__).parent.parent
-    if package_root.name not in ("site-packages", "dist-packages"):
-        # A source checkout (PYTHONPATH=src, an editable install): check this very copy.
-        env["MYPYPATH"] = str(package_root)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(work / "mypy.ini"),
-            "--cache-dir",
-            str(work / ".mypy_cache"),
-            "--strict",
-            "--python-version",
-            "3.11",
-            "--follow-imports",
-            "silent",  # the library's own errors are the main mypy job's business
-            "--no-error-summary",
-            "--show-error-codes",
-            "mistakes.py",
-            "correct.py",
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stdout + result.stderr
-    found: dict[str, dict[int, str]] = {"mistakes": {}, "correct": {}}
-    for line in result.stdout.splitlines():
-        match = re.match(r"(mistakes|correct)\.py:(\d+): error: (.*)", line)
-        if match:
-            stem, number, message = match.groups()
-            previous = found[stem].get(int(number), "")
-            found[stem][int(number)] = f"{previous} {message}".strip()
-    return found
+    return run_mypy(tmp_path_factory.mktemp("typing"), {"mistakes": MISTAKES, "correct": CORRECT})
 
 
 def test_mypy_reports_each_misspelt_or_mistyped_keyword(
     mypy_output: dict[str, dict[int, str]],
 ) -> None:
-    expected = _expected_errors(textwrap.dedent(MISTAKES).lstrip("\n"))
+    expected = expected_errors(dedent(MISTAKES))
     found = mypy_output["mistakes"]
     assert sorted(found) == sorted(expected), found
     for number, text in expected.items():
