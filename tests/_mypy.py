@@ -76,3 +76,12 @@ def run_mypy(work: Path, snippets: dict[str, str]) -> dict[str, dict[int, str]]:
             previous = found[stem].get(int(number), "")
             found[stem][int(number)] = f"{previous} {message}".strip()
     return found
+
+
+def assert_reports_exactly(found: dict[int, str], source: str) -> None:
+    """mypy reported an error on each marked line of `source`, with the marked text, and on no
+    other line."""
+    expected = expected_errors(dedent(source))
+    assert sorted(found) == sorted(expected), found
+    for number, text in expected.items():
+        assert text in found[number], (number, found[number])

@@ -13,7 +13,7 @@ import inspect
 import pytest
 
 import llmrelay
-from _mypy import dedent, expected_errors, run_mypy
+from _mypy import assert_reports_exactly, run_mypy
 from llmrelay._batch import ChatOptions
 
 MISTAKES = """
@@ -88,11 +88,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int,
 def test_mypy_reports_each_misspelt_or_mistyped_keyword(
     mypy_output: dict[str, dict[int, str]],
 ) -> None:
-    expected = expected_errors(dedent(MISTAKES))
-    found = mypy_output["mistakes"]
-    assert sorted(found) == sorted(expected), found
-    for number, text in expected.items():
-        assert text in found[number], (number, found[number])
+    assert_reports_exactly(mypy_output["mistakes"], MISTAKES)
 
 
 def test_mypy_accepts_correct_use_of_both_clients(mypy_output: dict[str, dict[int, str]]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from .._exceptions import ConfigError, ResponseError
-from .._types import ToolCall
+from .._types import ChatResponse, Choice, ToolCall
 
 # Error `type`/`code` names that arrive without an HTTP status of their own (an error event in a
 # 200 stream, an error object as a 200 body), and the status each is documented with. OpenAI's
@@ -185,3 +185,21 @@ def data_url(url: str, position: int) -> tuple[str, str]:
     if not encoding.endswith("base64"):
         payload = base64.b64encode(unquote_to_bytes(payload)).decode("ascii")
     return media_type, payload
+
+
+def reply_of_choices(choices: list[Choice], **reply: Any) -> ChatResponse:
+    """The reply whose choices these are (sorted by index here): its own text, finish reason,
+    tool calls and reasoning are choice 0's; `reply` gives the rest (usage, model, id...)."""
+    ordered = tuple(sorted(choices, key=lambda choice: choice.index))
+    first = ordered[0]
+    return ChatResponse(
+        text=first.text,
+        finish_reason=first.finish_reason,
+        tool_calls=first.tool_calls,
+        reasoning=first.reasoning,
+        reasoning_signature=first.reasoning_signature,
+        reasoning_blocks=first.reasoning_blocks,
+        refusal=first.refusal,
+        choices=ordered,
+        **reply,
+    )

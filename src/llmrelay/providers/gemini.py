@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._request import ChatRequest, WireRequest
 from .._types import ChatResponse, EmbeddingResponse, ModelInfo
 from ._base import ErrorInfo, Provider
-from ._common import bad_response, model_entries, str_or_none, vector
+from ._common import bad_response, model_entries, reply_of_choices, str_or_none, vector
 from ._gemini_request import build_body, model_path
 from ._gemini_response import (
     StreamParser,
@@ -106,21 +106,13 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
         read_choice(provider, candidate, position, data)
         for position, candidate in enumerate(candidates)
     ]
-    if len(choices) > 1:
-        choices.sort(key=lambda choice: choice.index)
-    first = choices[0]
-    return ChatResponse(
-        text=first.text,
-        finish_reason=first.finish_reason,
+    return reply_of_choices(
+        choices,
         usage=parse_usage(data.get("usageMetadata")),
-        tool_calls=first.tool_calls,
         model=str_or_none(data.get("modelVersion")),
         id=str_or_none(data.get("responseId")),
         request_id=request_id,
-        reasoning=first.reasoning,
-        reasoning_signature=first.reasoning_signature,
         provider=provider.name,
-        choices=tuple(choices),
         raw=data,
     )
 

@@ -43,6 +43,7 @@ from ._common import (
     load_event,
     make_tool_call,
     model_entries,
+    reply_of_choices,
     str_or_none,
     vector,
 )
@@ -230,21 +231,13 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
     choices = [
         _choice(provider, choice, position, data) for position, choice in enumerate(raw_choices)
     ]
-    if len(choices) > 1:
-        choices.sort(key=lambda choice: choice.index)
-    first = choices[0]
-    return ChatResponse(
-        text=first.text,
-        finish_reason=first.finish_reason,
+    return reply_of_choices(
+        choices,
         usage=parse_usage(data.get("usage") or _groq_usage(data)),
-        tool_calls=first.tool_calls,
         model=str_or_none(data.get("model")),
         id=str_or_none(data.get("id")),
         request_id=request_id,
-        reasoning=first.reasoning,
-        refusal=first.refusal,
         provider=provider.name,
-        choices=tuple(choices),
         raw=data,
     )
 
