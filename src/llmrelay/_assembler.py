@@ -17,7 +17,7 @@ from typing import Any
 
 from ._reasoning import ReasoningAssembler
 from ._types import ChatResponse, Choice, StreamChunk, ToolCall, ToolCallDelta
-from .providers._common import make_tool_call
+from .providers._common import make_tool_call, reply_of_choices
 
 
 def carries_content(chunk: StreamChunk) -> bool:
@@ -169,25 +169,14 @@ class ReplyAssembler(ChoiceParts):
         return parts
 
     def reply(self, *, request_id: str | None, provider: str | None) -> ChatResponse:
-        first = self.choice(0)
-        others = self.others
-        choices = (
-            (first, *(others[index].choice(index) for index in sorted(others))) if others else ()
-        )
-        return ChatResponse(
-            text=first.text,
-            finish_reason=first.finish_reason,
+        others = self.others or {}
+        return reply_of_choices(
+            [self.choice(0), *(others[index].choice(index) for index in others)],
             usage=self.usage,
-            tool_calls=first.tool_calls,
             model=self.model,
             id=self.id,
             request_id=request_id,
-            reasoning=first.reasoning,
-            reasoning_signature=first.reasoning_signature,
-            reasoning_blocks=first.reasoning_blocks,
-            refusal=first.refusal,
             provider=provider,
-            choices=choices,
         )
 
 
