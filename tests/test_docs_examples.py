@@ -274,3 +274,45 @@ def test_page_project_passes_its_tests(
     )
     assert result.returncode == 0, f"{page.name}: the page's tests failed\n{result.stdout}"
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout
+
+
+SAMPLE = """\
+Text.
+
+```python
+print("top")
+```
+
+1. A list item:
+
+   ```python
+   # docs: no-run
+   client.chat("indented")
+   ```
+
+~~~py
+# file: app.py
+X = 1
+~~~
+
+````markdown
+```python
+print("inside another fence: not a block of this page")
+```
+````
+
+```bash
+echo not python
+```
+"""
+
+
+def test_the_collector_reads_fences_as_markdown_does(tmp_path: Path) -> None:
+    page = tmp_path / "sample.md"
+    page.write_text(SAMPLE, encoding="utf-8")
+    found = [(b.line, b.code, b.no_run, b.file_name) for b in python_blocks(page)]
+    assert found == [
+        (3, 'print("top")\n', False, None),
+        (9, '# docs: no-run\nclient.chat("indented")\n', True, None),
+        (14, "# file: app.py\nX = 1\n", False, "app.py"),
+    ]

@@ -29,7 +29,7 @@ __all__ = ["llmrelay_mock"]
 
 @pytest.fixture(scope="session")
 def _llmrelay_mock_server() -> Iterator[MockServer]:
-    """One server for the whole session, started by the first test that uses it (about 50 ms)."""
+    """One server for the whole session, started by the first test that uses it (~0.1 s)."""
     from ._mock import MockServer
 
     with MockServer.start() as server:
