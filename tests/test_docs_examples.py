@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NO_RUN = "# docs: no-run"
 FILE_MARK = re.compile(r"#\s*file:\s*(?P<name>[\w./-]+\.py)\s*$")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
-PYTHON_INFOS = {"python", "py", "python3", "pycon-no"}
+PYTHON_INFOS = {"python", "py", "python3"}
 # What a no-run fragment may do that a module may not: use names defined elsewhere on the page,
 # await at the top level, import the reader's own modules.
 MYPY_TOLERATED = ("name-defined", "top-level-await", "import-not-found", "import-untyped")
