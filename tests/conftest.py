@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+# The `llmrelay_mock` fixture. Installed, llmrelay registers it through its pytest11 entry point
+# (same name, so this does not load it twice); listed here so that a source checkout on
+# PYTHONPATH without the entry point's metadata has it too.
+pytest_plugins = ["pytest_llmrelay"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

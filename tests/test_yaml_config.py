@@ -410,7 +410,7 @@ def test_importing_llmrelay_does_not_import_yaml() -> None:
 
 
 def test_the_docs_toml_and_yaml_examples_give_the_same_settings(tmp_path: Path) -> None:
-    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    docs = (Path(__file__).parents[1] / "docs" / "guides" / "configuration.md").read_text()
     toml_text = docs.split("```toml\n", 1)[1].split("```", 1)[0]
     yaml_text = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "llmrelay.toml").write_text(toml_text)

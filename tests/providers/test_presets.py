@@ -79,7 +79,7 @@ def test_every_documented_preset_is_registered() -> None:
 
 
 def test_the_providers_doc_has_a_row_for_every_preset() -> None:
-    doc = (Path(__file__).parents[2] / "docs" / "providers.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "guides" / "providers.md").read_text()
     rows = set(re.findall(r"^\| `([a-z]+)` \|", doc, flags=re.M))
     assert set(preset_names()) <= rows
 

@@ -1,5 +1,5 @@
 """The provider registry: built-in presets, third-party entry points (`llmrelay.providers`),
-the plugin examples of docs/plugins.md, examples/custom_provider.py, and what plugin authors
+the plugin examples of docs/guides/plugins.md, examples/custom_provider.py, and what plugin authors
 use (`make_status_error`, `Provider`'s repr)."""
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class Recorder(httpx.AsyncBaseTransport):
 
 
 def plugin_source_from_docs() -> str:
-    """The first Python block of docs/plugins.md: the complete example plugin module."""
-    doc = (ROOT / "docs" / "plugins.md").read_text()
+    """The first Python block of docs/guides/plugins.md: the complete example plugin module."""
+    doc = (ROOT / "docs" / "guides" / "plugins.md").read_text()
     match = re.search(r"```python\n(.*?)```", doc, flags=re.S)
     assert match is not None
     return match.group(1)
@@ -287,7 +287,7 @@ def test_make_status_error_is_public_and_picks_the_subclass() -> None:
 
 
 async def test_the_stream_parser_example_of_the_plugin_docs() -> None:
-    doc = (ROOT / "docs" / "plugins.md").read_text()
+    doc = (ROOT / "docs" / "guides" / "plugins.md").read_text()
     section = doc.split("## Errors inside a stream", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, flags=re.S)
     assert match is not None

@@ -10,7 +10,7 @@ zero-argument callable returning one, or a module with a `provider` attribute th
     acme = "acme_llm"              # the module acme_llm defines `provider`
 
 Built-in names win over plugins of the same name. A plugin's stream parser raises the typed
-error of an error event with `make_status_error` (re-exported here). See docs/plugins.md.
+error of an error event with `make_status_error` (re-exported here). See docs/guides/plugins.md.
 """
 
 from __future__ import annotations

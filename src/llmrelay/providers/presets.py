@@ -7,7 +7,7 @@ variables a preset names (`api_key_env`, `base_url_env`) are read by the resolve
 
 Each OpenAI-compatible preset names its quirks as adapter options (see `providers.openai`):
 who wants reasoning replayed, who rejects `stream_options`, `messages[].name` or long tool-call
-ids. `docs/providers.md` has the same facts as a table.
+ids. `docs/guides/providers.md` has the same facts as a table.
 """
 
 from __future__ import annotations
