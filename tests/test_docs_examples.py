@@ -50,9 +50,6 @@ PAGE_PYTEST_ARGS += (
     "-W",
     "error",
 )  # seconds; a block that needs longer is not a documentation example
-# Blocks of the README that still need a `# docs: no-run` line (README edits are the lead's);
-# they are expected to fail until then, and pass once marked (strict xfail: delete the entry).
-README_PENDING = frozenset({"README.md:27", "README.md:78"})
 
 
 @dataclass(frozen=True)
@@ -113,14 +110,8 @@ NO_RUN_BLOCKS = [b for b in ALL_BLOCKS if b.no_run]
 PROJECT_PAGES = sorted({b.path for b in ALL_BLOCKS if b.file_name is not None})
 
 
-def _marks(block: Block) -> list[pytest.MarkDecorator]:
-    if block.id in README_PENDING:
-        return [pytest.mark.xfail(strict=True, reason="README block needs # docs: no-run")]
-    return []
-
-
 def _params(blocks: list[Block]) -> list[object]:
-    return [pytest.param(b, id=b.id, marks=_marks(b)) for b in blocks]
+    return [pytest.param(b, id=b.id) for b in blocks]
 
 
 @pytest.fixture
@@ -166,11 +157,6 @@ def test_blocks_are_found() -> None:
     # A broken collector must not pass by finding nothing.
     assert len(RUN_BLOCKS) >= 20
     assert any(b.path.name == "README.md" for b in ALL_BLOCKS)
-
-
-def test_pending_readme_blocks_still_exist() -> None:
-    # Once a README block is marked `# docs: no-run`, delete its README_PENDING entry.
-    assert {b.id for b in RUN_BLOCKS} >= README_PENDING
 
 
 @pytest.mark.parametrize("block", _params(RUN_BLOCKS))
