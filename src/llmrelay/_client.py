@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._batch import ChatOptions
     from ._settings import ClientConfig
     from ._stream import ChatStream
+    from ._structured import OutputSpec
     from .providers._base import StreamParser
     from .stages._base import Stage
     from .stages._observe import AttemptObserver
@@ -328,6 +329,7 @@ class AsyncClient:
         max_retries: int | None,
         *,
         stream: bool,
+        output: OutputSpec | None = None,
     ) -> Call:
         """The `Call` of a `chat()` or `stream()`: everything checked before anything is sent."""
         request = ChatRequest(
@@ -337,6 +339,7 @@ class AsyncClient:
             extra_body=extra_body,
             extra_headers=extra_headers,
             stream=stream,
+            output=output,
         )
         p = self.provider
         estimated = 1
@@ -366,7 +369,7 @@ class AsyncClient:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None = None,
         tool_choice: Any = None,
         response_format: Any = None,
         seed: int | None = None,
@@ -381,8 +384,17 @@ class AsyncClient:
         ``n=3`` asks for three choices: `reply.choices` holds them all, and `reply.text` (with
         the other per-choice fields) is the first's. Anthropic has no `n` (a `ConfigError`);
         Gemini takes it as ``candidateCount``.
+
+        ``response_format=`` a pydantic model, a dataclass, a TypedDict or a JSON Schema dict
+        asks for structured output: `reply.parsed` is its value (see
+        docs/recipes/structured-output.md). ``tools=`` takes tool dicts or plain functions.
         """
         self._check()
+        output = None
+        if response_format is not None:
+            from ._structured import split_response_format
+
+            output, response_format = split_response_format(response_format)
         params = build_params(
             temperature=temperature,
             max_tokens=max_tokens,
@@ -395,10 +407,22 @@ class AsyncClient:
             n=n,
         )
         call = self._chat_call(
-            messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=False
+            messages,
+            model,
+            params,
+            extra_body,
+            extra_headers,
+            timeout,
+            max_retries,
+            stream=False,
+            output=output,
         )
         reply: ChatResponse = (await self._chain.send(call)).value
         self._usage.record(reply.model or call.model, reply.usage)
+        if output is not None:
+            from ._structured import finish_reply
+
+            reply = finish_reply(reply, output)
         return reply
 
     def stream(
@@ -410,7 +434,7 @@ class AsyncClient:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None = None,
         tool_choice: Any = None,
         response_format: Any = None,
         seed: int | None = None,
@@ -433,11 +457,18 @@ class AsyncClient:
 
         Arguments are checked now; the request is sent on the first iteration. With ``n``,
         every choice's chunks arrive in the one stream, each with its `index`; `stream.text`
-        and `on_text` follow choice 0, `final().choices` holds them all.
+        and `on_text` follow choice 0, `final().choices` holds them all. With a typed
+        ``response_format``, `final().parsed` is the value (`on_complete` gets the reply
+        before parsing).
         """
         from ._stream import ChatStream  # loaded on first use, to keep `import llmrelay` quick
 
         self._check()
+        output = None
+        if response_format is not None:
+            from ._structured import split_response_format
+
+            output, response_format = split_response_format(response_format)
         params = build_params(
             temperature=temperature,
             max_tokens=max_tokens,
@@ -450,9 +481,17 @@ class AsyncClient:
             n=n,
         )
         call = self._chat_call(
-            messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=True
+            messages,
+            model,
+            params,
+            extra_body,
+            extra_headers,
+            timeout,
+            max_retries,
+            stream=True,
+            output=output,
         )
-        return ChatStream(
+        stream = ChatStream(
             chain=self._chain,
             call=call,
             provider=self.provider.name,
@@ -463,6 +502,11 @@ class AsyncClient:
             on_complete=on_complete,
             on_error=on_error,
         )
+        if output is not None:
+            from ._structured import finisher
+
+            stream._finish = finisher(output)
+        return stream
 
     async def batch(
         self,
