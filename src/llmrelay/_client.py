@@ -63,6 +63,18 @@ def _loop_identity() -> object:
     return anyio.lowlevel.current_token().native_token
 
 
+def _with_api(config: ClientConfig, api: str | None) -> ClientConfig:
+    """`config` with its provider speaking `api`: ``"chat"`` (Chat Completions, the default)
+    or ``"responses"`` (OpenAI's Responses API, `providers.openai_responses`)."""
+    if api is None or api == "chat":
+        return config
+    if api != "responses":
+        raise ConfigError(f"api must be 'chat' or 'responses', got {api!r}")
+    from .providers.openai_responses import with_responses_api
+
+    return dataclasses.replace(config, provider=with_responses_api(config.provider))
+
+
 class AsyncClient:
     """An async client for one provider. Use it as an async context manager::
 
@@ -73,6 +85,8 @@ class AsyncClient:
     The key is read from the preset's env var (e.g. `OPENAI_API_KEY`) when the client is built.
     Every call goes through the same pipeline: at most `max_concurrency` requests in flight, an
     optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`.
+    ``api="responses"`` speaks OpenAI's Responses API (``/v1/responses``) instead of Chat
+    Completions, with the same types (see docs/guides/responses-api.md).
     TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
     ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
     path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
@@ -94,24 +108,28 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
         verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
+        api: Literal["chat", "responses"] | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
 
         self._setup(
-            resolve_config(
-                provider,
-                api_key=api_key,
-                base_url=base_url,
-                model=model,
-                timeout=timeout,
-                max_retries=max_retries,
-                retry=retry,
-                max_concurrency=max_concurrency,
-                rate_limit=rate_limit,
-                headers=headers,
-                prices=prices,
-                verify=verify,
+            _with_api(
+                resolve_config(
+                    provider,
+                    api_key=api_key,
+                    base_url=base_url,
+                    model=model,
+                    timeout=timeout,
+                    max_retries=max_retries,
+                    retry=retry,
+                    max_concurrency=max_concurrency,
+                    rate_limit=rate_limit,
+                    headers=headers,
+                    prices=prices,
+                    verify=verify,
+                ),
+                api,
             ),
             http_client,
         )
@@ -130,7 +148,10 @@ class AsyncClient:
         from ._settings import resolve_profile_config
 
         http_client = overrides.pop("http_client", None)
-        return cls._from_config(resolve_profile_config(name, **overrides), http_client)
+        api = overrides.pop("api", None)
+        return cls._from_config(
+            _with_api(resolve_profile_config(name, **overrides), api), http_client
+        )
 
     @classmethod
     def _from_config(

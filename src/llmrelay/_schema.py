@@ -474,9 +474,8 @@ def build(tp: Any, value: Any) -> Any:
         return tp(value)
     if isinstance(value, dict) and is_typeddict(tp):
         hints = _hints(tp)
-        return {
-            k: build(_strip_required(hints[k]), v) if k in hints else v for k, v in value.items()
-        }
+        # Keys the TypedDict does not declare are left out, as a dataclass leaves them out.
+        return {k: build(_strip_required(hints[k]), v) for k, v in value.items() if k in hints}
     if isinstance(value, dict) and dataclasses.is_dataclass(tp) and isinstance(tp, type):
         hints = _hints(tp)
         kwargs = {

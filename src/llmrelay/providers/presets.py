@@ -21,11 +21,11 @@ from .._exceptions import ConfigError
 from ._base import Provider
 
 if TYPE_CHECKING:
-    from . import anthropic, azure, gemini, openai
+    from . import anthropic, azure, gemini, openai, openai_responses
     from ._base import Adapter
 
     # The family modules are their own adapters: mypy checks each against the protocol here.
-    _FAMILIES: tuple[Adapter, ...] = (anthropic, azure, gemini, openai)
+    _FAMILIES: tuple[Adapter, ...] = (anthropic, azure, gemini, openai, openai_responses)
 
 # Called with the environment mapping; returns a fresh `Provider`.
 PresetFactory = Callable[[Mapping[str, str]], Provider]
