@@ -215,6 +215,8 @@ def split_response_format(response_format: Any) -> tuple[OutputSpec | None, Any]
     """(the spec, what to pass on as ``response_format``): a type or a JSON Schema becomes
     the OpenAI-shaped ``json_schema`` format; an OpenAI-shaped dict (``{"type": "json_schema"
     | "json_object" | "text", ...}``) goes on as it was given and its reply is not parsed."""
+    if response_format is None:
+        return None, None
     if isinstance(response_format, dict) and response_format.get("type") in _WIRE_KINDS:
         output_spec(response_format)  # checked now; sent as given and not parsed, as before
         return None, response_format
