@@ -591,18 +591,40 @@ def test_llmrelay_never_imports_pydantic() -> None:
     assert done.returncode == 0, done.stderr
 
 
-# -- the mock, in process ------------------------------------------------------------------------
+# -- the mock, in process and over HTTP, every family ----------------------------------------------
 
 
-async def test_the_mock_answers_a_structured_request_in_every_family_without_error() -> None:
-    """The mock accepts each family's structured-output request (200, the request shape is
-    valid there); what it answers is either an instance of the schema (parsed) or its echo
-    (then an OutputValidationError carrying that text)."""
-    for provider in ("mock",):
-        async with AsyncClient(provider=provider) as client:
-            try:
-                reply = await client.chat("Make an invoice", response_format=Invoice)
-            except OutputValidationError as exc:
-                assert exc.text.startswith("echo:")
-            else:
-                assert isinstance(reply.parsed, Invoice)
+@pytest.mark.parametrize("family", ["openai", "anthropic", "gemini"])
+async def test_the_mock_takes_each_familys_structured_request(family: str) -> None:
+    """In process (the mock transport) and over HTTP (`llmrelay mock serve`): the mock accepts
+    each family's structured-output request. Its answer is either an instance of the schema
+    (parsed) or the echo model's text, which is then an OutputValidationError carrying it;
+    never another error."""
+    import httpx
+
+    from llmrelay.mock import MockTransport, serve
+
+    async def ask(client: AsyncClient) -> None:
+        try:
+            reply = await client.chat("Make an invoice", response_format=Invoice)
+        except OutputValidationError as exc:
+            assert exc.text.startswith("echo:")
+        else:
+            assert isinstance(reply.parsed, Invoice)
+
+    base = "http://mock.test" + ("/v1" if family == "openai" else "")
+    async with (
+        httpx.AsyncClient(transport=MockTransport()) as http,
+        AsyncClient(
+            provider=family, api_key="k", base_url=base, model="mock-echo", http_client=http
+        ) as client,
+    ):
+        await ask(client)
+    with serve() as url:
+        async with AsyncClient(
+            provider=family,
+            api_key="k",
+            base_url=url + ("/v1" if family == "openai" else ""),
+            model="mock-echo",
+        ) as client:
+            await ask(client)
