@@ -231,9 +231,44 @@ def test_anthropic_gets_native_structured_output() -> None:
     assert "response_format" not in body
 
 
+class Bounded(pydantic.BaseModel):
+    count: int = pydantic.Field(ge=0, le=9, description="How many")
+    tags: list[str] = pydantic.Field(min_length=2)
+    code: str | None = pydantic.Field(default=None, pattern="^[A-Z]+$")
+
+
+def test_anthropic_gets_only_the_keywords_it_takes() -> None:
+    schema = wire_body("anthropic", Bounded)["output_config"]["format"]["schema"]
+    props = schema["properties"]
+    assert props["count"] == {
+        "type": "integer",
+        "title": "Count",
+        "description": "How many\n\n{maximum: 9, minimum: 0}",
+    }
+    assert props["tags"]["description"] == "{minItems: 2}" and "minItems" not in props["tags"]
+    assert props["code"]["anyOf"][1] == {"type": "null"}
+    assert props["code"]["anyOf"][0] == {"type": "string", "description": "{pattern: ^[A-Z]+$}"}
+    assert schema["additionalProperties"] is False
+    line = wire_body("anthropic", Invoice)["output_config"]["format"]["schema"]
+    quantity = line["properties"]["items"]["items"]["properties"]["quantity"]
+    assert quantity == {"anyOf": [{"type": "integer"}, {"type": "null"}]}  # no type lists
+
+
+async def test_what_anthropic_was_not_told_is_still_checked() -> None:
+    text = json.dumps({"count": 42, "tags": ["a", "b"], "code": None})
+    async with served(lambda request: anthropic_reply(text, False), "anthropic") as (_, client):
+        with pytest.raises(OutputValidationError, match="count"):
+            await client.chat("x", response_format=Bounded)
+
+
 def test_anthropic_takes_a_raw_json_schema_format_and_refuses_bare_json_mode() -> None:
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": INVOICE_SCHEMA}}
-    assert wire_body("anthropic", fmt)["output_config"]["format"]["schema"] == INVOICE_SCHEMA
+    sent = wire_body("anthropic", fmt)["output_config"]["format"]["schema"]
+    assert sent["properties"] == INVOICE_SCHEMA["properties"] | {
+        "items": sent["properties"]["items"]
+    }
+    assert sent["additionalProperties"] is False  # closed, as Anthropic requires
+    assert sent["properties"]["items"]["items"]["additionalProperties"] is False
     with pytest.raises(ConfigError, match="no JSON mode without a schema"):
         wire_body("anthropic", {"type": "json_object"})
 

@@ -485,3 +485,67 @@ def build(tp: Any, value: Any) -> Any:
         }
         return tp(**kwargs)
     return value
+
+
+# -- Anthropic's subset --------------------------------------------------------------------------
+
+# What Anthropic's structured outputs take besides types, enum/const, combinators, $ref/$defs,
+# properties and required: these string formats, and minItems of 0 or 1. Any other keyword
+# (bounds, lengths, patterns...) is refused there; it goes into the description, so the model
+# may still follow it, and the reply is checked against the full schema when it comes back.
+_ANTHROPIC_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+)
+_ANTHROPIC_KEPT = frozenset({"description", "title", "enum", "const", "required", "$ref"})
+
+
+def _anthropic_keeps(key: str, value: Any) -> bool:
+    if key == "format":
+        return value in _ANTHROPIC_FORMATS
+    if key == "minItems":
+        return value in (0, 1)
+    return key in _ANTHROPIC_KEPT
+
+
+def anthropic_schema(schema: Any) -> Any:
+    """`schema` (already in strict form) in the subset Anthropic's structured outputs take:
+    a ``type`` list becomes an ``anyOf``, ``oneOf`` an ``anyOf``, objects are closed, and the
+    keywords it does not take are written into the description."""
+    if not isinstance(schema, dict):
+        return schema
+    out: JSONSchema = {}
+    rest: dict[str, Any] = {}
+    kind = schema.get("type")
+    for key, value in schema.items():
+        if key in ("$defs", "definitions", "properties"):
+            out[key] = {name: anthropic_schema(sub) for name, sub in value.items()}
+        elif key in ("anyOf", "oneOf"):
+            out.setdefault("anyOf", []).extend(anthropic_schema(sub) for sub in value)
+        elif key == "allOf":
+            out[key] = [anthropic_schema(sub) for sub in value]
+        elif key == "items":
+            out[key] = anthropic_schema(value)
+        elif key == "type":
+            continue
+        elif _anthropic_keeps(key, value):
+            out[key] = value
+        elif key != "additionalProperties":
+            rest[key] = value
+    if isinstance(kind, list):
+        branches = [{"type": k} for k in kind]
+        if len(branches) == 1:
+            out["type"] = kind[0]
+        else:  # the keywords of a typed schema stay with the branch of that type
+            typed = {k: v for k, v in out.items() if k not in ("description", "title")}
+            for key in typed:
+                out.pop(key)
+            branches = [{**b, **typed} if b["type"] != "null" else b for b in branches]
+            out["anyOf"] = [*out.get("anyOf", []), *branches]
+    elif kind is not None:
+        out["type"] = kind
+    if kind == "object" or "properties" in out:
+        out["additionalProperties"] = False
+    if rest:
+        note = "{" + ", ".join(f"{key}: {value}" for key, value in rest.items()) + "}"
+        out["description"] = f"{out['description']}\n\n{note}" if out.get("description") else note
+    return out

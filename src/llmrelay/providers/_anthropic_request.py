@@ -78,8 +78,9 @@ def build_body(name: str, options: Mapping[str, Any], request: ChatRequest) -> d
 
 
 def _output_config(name: str, request: ChatRequest) -> dict[str, Any] | None:
-    """Structured output: ``output_config.format`` with the JSON Schema (Anthropic's native
-    structured outputs take the strict form: closed objects, every property required)."""
+    """Structured output: ``output_config.format`` with the JSON Schema, in the strict form
+    (closed objects, every property required) and the subset of keywords Anthropic takes
+    (`_schema.anthropic_schema`)."""
     fmt = request.params.get("response_format")
     if fmt is None or (isinstance(fmt, Mapping) and fmt.get("type") == "text"):
         return None
@@ -93,7 +94,9 @@ def _output_config(name: str, request: ChatRequest) -> dict[str, Any] | None:
             f"{name} has no JSON mode without a schema: pass response_format= a pydantic "
             "model, a dataclass, a TypedDict or a JSON Schema dict"
         )
-    return {"format": {"type": "json_schema", "schema": schema}}
+    from .._schema import anthropic_schema
+
+    return {"format": {"type": "json_schema", "schema": anthropic_schema(schema)}}
 
 
 def _check_params(name: str, options: Mapping[str, Any], params: Mapping[str, Any]) -> None:
