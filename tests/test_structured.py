@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -663,3 +664,55 @@ async def test_the_mock_takes_each_familys_structured_request(family: str) -> No
             model="mock-echo",
         ) as client:
             await ask(client)
+
+
+# -- the validator, by vectors -------------------------------------------------------------------
+
+OBJECT = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"$ref": "#/$defs/B"}},
+    "required": ["a"],
+    "additionalProperties": False,
+    "$defs": {"B": {"type": "array", "prefixItems": [{"type": "string"}], "maxItems": 2}},
+}
+VECTORS: list[tuple[dict[str, Any], Any, str | None]] = [
+    ({"type": "integer"}, 3, None),
+    ({"type": "integer"}, 3.0, None),
+    ({"type": "integer"}, 3.5, "expected integer"),
+    ({"type": "integer"}, True, "expected integer"),
+    ({"type": "number"}, False, "expected number"),
+    ({"type": ["string", "null"]}, None, None),
+    ({"enum": ["x", 1]}, 1, None),
+    ({"enum": ["x", 1]}, "y", "not one of"),
+    ({"const": 5}, 6, "expected 5"),
+    ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, [], "matches none"),
+    ({"type": "string", "minLength": 2}, "a", "shorter"),
+    ({"type": "string", "pattern": "^a"}, "ba", "does not match"),
+    ({"type": "number", "minimum": 1, "exclusiveMaximum": 3}, 3, "out of range"),
+    (OBJECT, {"a": 1, "b": ["x"]}, None),
+    (OBJECT, {"a": 1, "c": 2}, "unexpected property 'c'"),
+    (OBJECT, {"b": []}, "missing required property 'a'"),
+    (OBJECT, {"a": 1, "b": [1]}, "$.b[0]: expected string"),
+    (OBJECT, {"a": 1, "b": ["x", "y", "z"]}, "more than 2 items"),
+]
+
+
+@pytest.mark.parametrize(("schema", "value", "problem"), VECTORS)
+def test_validate(schema: dict[str, Any], value: Any, problem: str | None) -> None:
+    from llmrelay._schema import _Invalid, validate
+
+    if problem is None:
+        validate(value, schema)
+    else:
+        with pytest.raises(_Invalid, match=re.escape(problem)):
+            validate(value, schema)
+
+
+def test_the_sync_client_parses_too() -> None:
+    import llmrelay
+
+    with llmrelay.Client(provider="mock", api="responses") as client:
+        assert client.chat("hi", response_format=Tags).parsed == Tags(tags={})
+        assert client.stream("hi", response_format=LineItem).final().parsed == LineItem(
+            name="", quantity=0
+        )

@@ -373,3 +373,46 @@ async def test_a_function_tool_round_trip_over_loopback(family: str) -> None:
     assert results[0].content == "1 day(s) of 20c in Oslo"
     follow_up = json.dumps(server.requests[1].json)
     assert "1 day(s) of 20c in Oslo" in follow_up
+
+
+TYPED_USE = """
+from __future__ import annotations
+
+import dataclasses
+
+import llmrelay
+
+
+@dataclasses.dataclass
+class City:
+    name: str
+
+
+def get_weather(city: str) -> str:
+    return city
+
+
+async def main(client: llmrelay.AsyncClient) -> None:
+    reply = await client.chat("hi", tools=[get_weather], response_format=City)
+    city: City = reply.parsed
+    results: list[llmrelay.Message] = await llmrelay.run_tool_calls(reply, [get_weather])
+    again = llmrelay.run_tool_calls_sync(reply.tool_calls, {"get_weather": get_weather})
+    stream = client.stream(
+        "hi",
+        tools=[{"type": "function", "function": {"name": "f"}}, get_weather],
+        response_format={"type": "object"},
+    )
+    final = await stream.final()
+    print(city, results, again, final.parsed, reply.tool_calls[0].parse_arguments(City))
+    bad = llmrelay.AsyncClient(provider="mock", api="completions")  # error: api
+"""
+
+
+def test_mypy_accepts_functions_as_tools_and_checks_api(tmp_path: Any) -> None:
+    from _mypy import dedent, expected_errors, run_mypy
+
+    found = run_mypy(tmp_path, {"typed_use": TYPED_USE})["typed_use"]
+    expected = expected_errors(dedent(TYPED_USE))
+    assert set(found) == set(expected), found
+    for line, piece in expected.items():
+        assert piece in found[line]
