@@ -40,6 +40,7 @@ PUBLIC_NAMES = [
     "ModelInfo",
     "ModelTotals",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "Provider",
@@ -65,6 +66,9 @@ PUBLIC_NAMES = [
     "UsageTotals",
     "UserMessage",
     "__version__",
+    "function_tool",
+    "run_tool_calls",
+    "run_tool_calls_sync",
 ]
 
 VALUE_TYPES = [
@@ -100,6 +104,7 @@ ERROR_TREE = [
     ("InternalServerError", "APIStatusError"),
     ("OverloadedError", "InternalServerError"),
     ("ResponseError", "LLMError"),
+    ("OutputValidationError", "ResponseError"),
     ("StreamError", "LLMError"),
     ("ClientStateError", "LLMError"),
 ]

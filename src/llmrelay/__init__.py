@@ -26,6 +26,7 @@ from ._exceptions import (
     InternalServerError,
     LLMError,
     NotFoundError,
+    OutputValidationError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
@@ -66,6 +67,7 @@ from .providers import Provider
 if TYPE_CHECKING:
     from ._stream import ChatStream
     from ._sync import Client, SyncStream
+    from ._tools import function_tool, run_tool_calls, run_tool_calls_sync
 
 __version__ = "0.1.0"
 
@@ -83,6 +85,10 @@ def __getattr__(name: str) -> object:
         from ._stream import ChatStream
 
         return ChatStream
+    if name in ("function_tool", "run_tool_calls", "run_tool_calls_sync"):
+        from . import _tools  # tools from functions: loaded with their first use
+
+        return getattr(_tools, name)
     raise AttributeError(f"module 'llmrelay' has no attribute {name!r}")
 
 
@@ -115,6 +121,7 @@ __all__ = [
     "ModelInfo",
     "ModelTotals",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "Provider",
@@ -140,4 +147,7 @@ __all__ = [
     "UsageTotals",
     "UserMessage",
     "__version__",
+    "function_tool",
+    "run_tool_calls",
+    "run_tool_calls_sync",
 ]

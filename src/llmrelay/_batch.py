@@ -37,7 +37,7 @@ class ChatOptions(TypedDict, total=False):
     max_tokens: int | None
     top_p: float | None
     stop: str | Sequence[str] | None
-    tools: Sequence[Mapping[str, Any]] | None
+    tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None
     tool_choice: Any
     response_format: Any
     seed: int | None

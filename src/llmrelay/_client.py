@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._batch import ChatOptions
     from ._settings import ClientConfig
     from ._stream import ChatStream
+    from ._structured import OutputSpec
     from .providers._base import StreamParser
     from .stages._base import Stage
     from .stages._observe import AttemptObserver
@@ -62,6 +63,18 @@ def _loop_identity() -> object:
     return anyio.lowlevel.current_token().native_token
 
 
+def _with_api(config: ClientConfig, api: str | None) -> ClientConfig:
+    """`config` with its provider speaking `api`: ``"chat"`` (Chat Completions, the default)
+    or ``"responses"`` (OpenAI's Responses API, `providers.openai_responses`)."""
+    if api is None or api == "chat":
+        return config
+    if api != "responses":
+        raise ConfigError(f"api must be 'chat' or 'responses', got {api!r}")
+    from .providers.openai_responses import with_responses_api
+
+    return dataclasses.replace(config, provider=with_responses_api(config.provider))
+
+
 class AsyncClient:
     """An async client for one provider. Use it as an async context manager::
 
@@ -72,6 +85,8 @@ class AsyncClient:
     The key is read from the preset's env var (e.g. `OPENAI_API_KEY`) when the client is built.
     Every call goes through the same pipeline: at most `max_concurrency` requests in flight, an
     optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`.
+    ``api="responses"`` speaks OpenAI's Responses API (``/v1/responses``) instead of Chat
+    Completions, with the same types (see docs/guides/responses-api.md).
     TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
     ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
     path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
@@ -93,24 +108,28 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
         verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
+        api: Literal["chat", "responses"] | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
 
         self._setup(
-            resolve_config(
-                provider,
-                api_key=api_key,
-                base_url=base_url,
-                model=model,
-                timeout=timeout,
-                max_retries=max_retries,
-                retry=retry,
-                max_concurrency=max_concurrency,
-                rate_limit=rate_limit,
-                headers=headers,
-                prices=prices,
-                verify=verify,
+            _with_api(
+                resolve_config(
+                    provider,
+                    api_key=api_key,
+                    base_url=base_url,
+                    model=model,
+                    timeout=timeout,
+                    max_retries=max_retries,
+                    retry=retry,
+                    max_concurrency=max_concurrency,
+                    rate_limit=rate_limit,
+                    headers=headers,
+                    prices=prices,
+                    verify=verify,
+                ),
+                api,
             ),
             http_client,
         )
@@ -129,7 +148,10 @@ class AsyncClient:
         from ._settings import resolve_profile_config
 
         http_client = overrides.pop("http_client", None)
-        return cls._from_config(resolve_profile_config(name, **overrides), http_client)
+        api = overrides.pop("api", None)
+        return cls._from_config(
+            _with_api(resolve_profile_config(name, **overrides), api), http_client
+        )
 
     @classmethod
     def _from_config(
@@ -328,6 +350,7 @@ class AsyncClient:
         max_retries: int | None,
         *,
         stream: bool,
+        output: OutputSpec | None = None,
     ) -> Call:
         """The `Call` of a `chat()` or `stream()`: everything checked before anything is sent."""
         request = ChatRequest(
@@ -337,6 +360,7 @@ class AsyncClient:
             extra_body=extra_body,
             extra_headers=extra_headers,
             stream=stream,
+            output=output,
         )
         p = self.provider
         estimated = 1
@@ -366,7 +390,7 @@ class AsyncClient:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None = None,
         tool_choice: Any = None,
         response_format: Any = None,
         seed: int | None = None,
@@ -381,8 +405,17 @@ class AsyncClient:
         ``n=3`` asks for three choices: `reply.choices` holds them all, and `reply.text` (with
         the other per-choice fields) is the first's. Anthropic has no `n` (a `ConfigError`);
         Gemini takes it as ``candidateCount``.
+
+        ``response_format=`` a pydantic model, a dataclass, a TypedDict or a JSON Schema dict
+        asks for structured output: `reply.parsed` is its value (see
+        docs/recipes/structured-output.md). ``tools=`` takes tool dicts or plain functions.
         """
         self._check()
+        output = None
+        if response_format is not None:
+            from ._structured import split_response_format
+
+            output, response_format = split_response_format(response_format)
         params = build_params(
             temperature=temperature,
             max_tokens=max_tokens,
@@ -395,10 +428,22 @@ class AsyncClient:
             n=n,
         )
         call = self._chat_call(
-            messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=False
+            messages,
+            model,
+            params,
+            extra_body,
+            extra_headers,
+            timeout,
+            max_retries,
+            stream=False,
+            output=output,
         )
         reply: ChatResponse = (await self._chain.send(call)).value
         self._usage.record(reply.model or call.model, reply.usage)
+        if output is not None:
+            from ._structured import finish_reply
+
+            reply = finish_reply(reply, output)
         return reply
 
     def stream(
@@ -410,7 +455,7 @@ class AsyncClient:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None = None,
         tool_choice: Any = None,
         response_format: Any = None,
         seed: int | None = None,
@@ -433,11 +478,18 @@ class AsyncClient:
 
         Arguments are checked now; the request is sent on the first iteration. With ``n``,
         every choice's chunks arrive in the one stream, each with its `index`; `stream.text`
-        and `on_text` follow choice 0, `final().choices` holds them all.
+        and `on_text` follow choice 0, `final().choices` holds them all. With a typed
+        ``response_format``, `final().parsed` is the value (`on_complete` gets the reply
+        before parsing).
         """
         from ._stream import ChatStream  # loaded on first use, to keep `import llmrelay` quick
 
         self._check()
+        output = None
+        if response_format is not None:
+            from ._structured import split_response_format
+
+            output, response_format = split_response_format(response_format)
         params = build_params(
             temperature=temperature,
             max_tokens=max_tokens,
@@ -450,9 +502,17 @@ class AsyncClient:
             n=n,
         )
         call = self._chat_call(
-            messages, model, params, extra_body, extra_headers, timeout, max_retries, stream=True
+            messages,
+            model,
+            params,
+            extra_body,
+            extra_headers,
+            timeout,
+            max_retries,
+            stream=True,
+            output=output,
         )
-        return ChatStream(
+        stream = ChatStream(
             chain=self._chain,
             call=call,
             provider=self.provider.name,
@@ -463,6 +523,11 @@ class AsyncClient:
             on_complete=on_complete,
             on_error=on_error,
         )
+        if output is not None:
+            from ._structured import finisher
+
+            stream._finish = finisher(output)
+        return stream
 
     async def batch(
         self,

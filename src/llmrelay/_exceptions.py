@@ -13,6 +13,7 @@
     │   ├── RateLimitError 429, InternalServerError 5xx
     │   └──                     └── OverloadedError 529 / "overloaded"
     ├── ResponseError               a 2xx body we cannot understand
+    │   └── OutputValidationError   structured output that is not JSON or misses its schema
     └── StreamError                 an error inside a stream, or a stream cut short
 
 Messages name the provider, the status and the provider's own message; they never hold a key.
@@ -35,6 +36,7 @@ __all__ = [
     "InternalServerError",
     "LLMError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -151,6 +153,27 @@ class ResponseError(LLMError):
         self.provider = provider
         self.request_id = request_id
         self.body = body
+
+
+class OutputValidationError(ResponseError):
+    """A reply asked for as structured output (``response_format=``) or tool-call arguments
+    that are not JSON, or do not match their schema. `text` is the raw output and
+    `validation_message` what is wrong with it (a refusal is not this error: see
+    `ChatResponse.refusal`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str,
+        validation_message: str,
+        provider: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, provider=provider, request_id=request_id, body=body)
+        self.text = text
+        self.validation_message = validation_message
 
 
 class StreamError(LLMError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._exceptions import ConfigError
@@ -45,9 +45,10 @@ _ROLES = frozenset(_KEYS)
 
 class ChatRequest:
     """A provider-neutral chat request. `messages` are OpenAI-shaped dicts; `params` holds the
-    named sampling parameters that were given (never `None` values)."""
+    named sampling parameters that were given (never `None` values); `output` is the
+    structured-output spec (`_structured.OutputSpec`) when `response_format` asked for one."""
 
-    __slots__ = ("extra_body", "extra_headers", "messages", "model", "params", "stream")
+    __slots__ = ("extra_body", "extra_headers", "messages", "model", "output", "params", "stream")
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class ChatRequest:
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        output: Any = None,
     ) -> None:
         self.model = model
         self.messages = messages
@@ -65,6 +67,7 @@ class ChatRequest:
         self.extra_body = extra_body
         self.extra_headers = extra_headers
         self.stream = stream
+        self.output = output
 
 
 class WireRequest:
@@ -193,7 +196,7 @@ def build_params(
     max_tokens: int | None,
     top_p: float | None,
     stop: str | Sequence[str] | None,
-    tools: Sequence[Mapping[str, Any]] | None,
+    tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None,
     tool_choice: Any,
     response_format: Any,
     seed: int | None,
@@ -225,7 +228,14 @@ def build_params(
                 raise ConfigError("stop must be a string or a list of strings")
             params["stop"] = stops
     if tools is not None:
-        tool_list = [dict(t) for t in tools]
+        if isinstance(tools, Mapping | str) or callable(tools):
+            raise ConfigError("tools takes a list of functions or tool dicts")
+        if all(isinstance(t, Mapping) for t in tools):
+            tool_list = [dict(t) for t in tools if isinstance(t, Mapping)]
+        else:
+            from ._tools import tool_specs  # a plain function: its schema from its signature
+
+            tool_list = tool_specs(tools)
         for i, tool in enumerate(tool_list):
             fn = tool.get("function") if tool.get("type", "function") == "function" else None
             if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):

@@ -295,7 +295,7 @@ class ChatStream:
     only, and `final().choices` holds every choice.
     """
 
-    __slots__ = ("_iterator", "_run")
+    __slots__ = ("_finish", "_iterator", "_run")
 
     def __init__(
         self,
@@ -319,6 +319,8 @@ class ChatStream:
             callbacks=(on_text, on_chunk, on_complete, on_error),
         )
         self._iterator: AsyncGenerator[StreamChunk, None] | None = None
+        # Set by the client when the call asked for structured output: fills `final().parsed`.
+        self._finish: Callable[[ChatResponse], ChatResponse] | None = None
 
     def __repr__(self) -> str:
         run = self._run
@@ -384,6 +386,9 @@ class ChatStream:
                 partial=self.text,
                 provider=run.name,
             )
+        if self._finish is not None:
+            run.final = self._finish(run.final)  # once: parsed, or OutputValidationError
+            self._finish = None
         return run.final
 
 

@@ -32,6 +32,14 @@ class ToolCall:
     type: str = "function"
     input: str | None = None
 
+    def parse_arguments(self, into: Any = None) -> Any:
+        """The arguments decoded: a dict, or an instance of `into` (a pydantic model, a
+        dataclass or a TypedDict) checked against its schema. Arguments that are not JSON, or
+        do not fit `into`, raise `OutputValidationError` (with the raw text)."""
+        from ._tools import parse_arguments
+
+        return parse_arguments(self, into)
+
     def to_dict(self) -> dict[str, Any]:
         if self.type == "custom":
             return {
@@ -324,6 +332,10 @@ class ChatResponse:
     reply's own fields are its first choice's: ``choices[0]`` is always made from them (with
     the index it was given), so ``reply.text == reply.choices[0].text`` holds however the
     reply was built. Usage, id and model belong to the whole reply.
+
+    `parsed` is the reply's value when the call gave ``response_format=`` a type or a schema
+    (an instance of that type; a dict or list for a schema), else `None`; it stays `None`
+    when the model refused (see `refusal`).
     """
 
     text: str
@@ -340,6 +352,7 @@ class ChatResponse:
     provider: str | None = None
     choices: tuple[Choice, ...] = field(default=(), repr=False)
     raw: Any = field(default=None, repr=False, compare=False)
+    parsed: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.reasoning_blocks and (self.reasoning or self.reasoning_signature):

@@ -21,11 +21,13 @@ from ._common import MAX_CHUNKS, Call, JSONObject, RequestError, StreamPlan, Wir
 from ._faults import FaultSpec, format_seconds, split_model_fault
 from ._gemini_wire import GeminiWire
 from ._openai_wire import OpenAIWire
+from ._responses_wire import ResponsesWire
 from ._types import Data, MockResponse, Reset, Sleep, Step
 
 _OPENAI: Wire = OpenAIWire()
 _ANTHROPIC: Wire = AnthropicWire()
 _GEMINI: Wire = GeminiWire()
+_RESPONSES: Wire = ResponsesWire()  # OpenAI's /v1/responses
 _GOOGLE_VERSION = re.compile(r"/v1(alpha|beta)\d*(/|$)")
 _FAULT_MESSAGES = {
     429: "Rate limit exceeded, please slow down",
@@ -275,7 +277,7 @@ def _route(
         hinted = _GEMINI
     else:
         hinted = _OPENAI
-    for wire in (hinted, _GEMINI, _ANTHROPIC, _OPENAI):
+    for wire in (hinted, _GEMINI, _ANTHROPIC, _OPENAI, _RESPONSES):
         endpoint = wire.route(method, path)
         if endpoint is not None:
             return wire, endpoint

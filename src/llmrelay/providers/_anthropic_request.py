@@ -67,6 +67,9 @@ def build_body(name: str, options: Mapping[str, Any], request: ChatRequest) -> d
         body["tools"] = [_tool(tool) for tool in params["tools"]]
     if "tool_choice" in params:
         body["tool_choice"] = _tool_choice(params["tool_choice"])
+    output = _output_config(name, request)
+    if output is not None:
+        body["output_config"] = output
     if request.stream:
         body["stream"] = True
     if request.extra_body:
@@ -74,13 +77,29 @@ def build_body(name: str, options: Mapping[str, Any], request: ChatRequest) -> d
     return body
 
 
-def _check_params(name: str, options: Mapping[str, Any], params: Mapping[str, Any]) -> None:
-    if "response_format" in params:
+def _output_config(name: str, request: ChatRequest) -> dict[str, Any] | None:
+    """Structured output: ``output_config.format`` with the JSON Schema, in the strict form
+    (closed objects, every property required) and the subset of keywords Anthropic takes
+    (`_schema.anthropic_schema`)."""
+    fmt = request.params.get("response_format")
+    if fmt is None or (isinstance(fmt, Mapping) and fmt.get("type") == "text"):
+        return None
+    spec = request.output
+    schema = spec.sent_schema() if spec is not None else None
+    if schema is None and isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        inner = fmt.get("json_schema")
+        schema = inner.get("schema") if isinstance(inner, Mapping) else None
+    if not isinstance(schema, Mapping):
         raise ConfigError(
-            f"{name} has no response_format: describe the JSON you want in the prompt, or pass "
-            "a tool whose parameters are your schema and force it with "
-            "tool_choice={'type': 'function', 'function': {'name': ...}}"
+            f"{name} has no JSON mode without a schema: pass response_format= a pydantic "
+            "model, a dataclass, a TypedDict or a JSON Schema dict"
         )
+    from .._schema import anthropic_schema
+
+    return {"format": {"type": "json_schema", "schema": anthropic_schema(schema)}}
+
+
+def _check_params(name: str, options: Mapping[str, Any], params: Mapping[str, Any]) -> None:
     if "seed" in params:
         raise ConfigError(f"{name} has no seed parameter; leave seed out")
     if params.get("n", 1) != 1:

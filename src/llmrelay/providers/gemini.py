@@ -86,7 +86,14 @@ def auth_headers(provider: Provider, api_key: str | None) -> dict[str, str]:
 
 
 def build_chat(provider: Provider, request: ChatRequest) -> WireRequest:
-    body = build_body(request.messages, request.params, request.extra_body)
+    params = request.params
+    output = request.output
+    if output is not None and output.schema is not None and "response_format" in params:
+        # Gemini takes JSON Schema as written (responseJsonSchema): the schema before it was
+        # made strict for OpenAI, optional properties left optional.
+        fmt = {"type": "json_schema", "json_schema": {"name": output.name, "schema": output.schema}}
+        params = {**params, "response_format": fmt}
+    body = build_body(request.messages, params, request.extra_body)
     path = model_path(request.model)
     if request.stream:
         return WireRequest(

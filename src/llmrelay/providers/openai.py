@@ -7,6 +7,9 @@ Preset options read here:
 - ``tool_call_id_style``: ``"mistral"`` rewrites replayed tool-call ids that are not 9
   alphanumerics, the same way in an assistant's ``tool_calls`` and in the tool result.
 - ``strip_message_name``: drop ``messages[].name`` (Groq answers 400 to it).
+- ``structured_output``: ``"json_object"`` for services with a JSON mode but no JSON Schema
+  (DeepSeek, Moonshot, Zhipu, Qwen): a schema is sent as ``json_object`` plus a system message
+  that states it.
 
 Usage is read from ``usage``, else ``x_groq.usage`` (Groq), else ``choices[0].usage`` (Moonshot).
 """
@@ -127,6 +130,8 @@ def build_chat(provider: Provider, request: ChatRequest) -> WireRequest:
     params = request.params
     if params:
         body.update(params)
+        if provider.options.get("structured_output") == "json_object":
+            _json_mode_only(body, request)
         if "max_tokens" in params:
             field = provider.options.get("max_tokens_field", "max_tokens")
             if field != "max_tokens":
@@ -138,6 +143,23 @@ def build_chat(provider: Provider, request: ChatRequest) -> WireRequest:
     if request.extra_body:
         body.update(request.extra_body)
     return WireRequest(method="POST", path="chat/completions", json=body)
+
+
+def _json_mode_only(body: dict[str, Any], request: ChatRequest) -> None:
+    """A service with a JSON mode but no JSON Schema (``structured_output="json_object"``):
+    ask for ``json_object`` and put the schema in a system message (the reply is still
+    checked against it when it comes back)."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_schema", "json_object"):
+        return
+    from .._structured import json_instruction, output_spec
+
+    spec = request.output or output_spec(fmt)
+    if spec is None:
+        return
+    body["response_format"] = {"type": "json_object"}
+    # Such services also want the word "json" in the prompt, which the instruction has.
+    body["messages"] = [{"role": "system", "content": json_instruction(spec)}, *body["messages"]]
 
 
 def parse_usage(data: Any) -> Usage | None:

@@ -21,11 +21,11 @@ from .._exceptions import ConfigError
 from ._base import Provider
 
 if TYPE_CHECKING:
-    from . import anthropic, azure, gemini, openai
+    from . import anthropic, azure, gemini, openai, openai_responses
     from ._base import Adapter
 
     # The family modules are their own adapters: mypy checks each against the protocol here.
-    _FAMILIES: tuple[Adapter, ...] = (anthropic, azure, gemini, openai)
+    _FAMILIES: tuple[Adapter, ...] = (anthropic, azure, gemini, openai, openai_responses)
 
 # Called with the environment mapping; returns a fresh `Provider`.
 PresetFactory = Callable[[Mapping[str, str]], Provider]
@@ -151,6 +151,7 @@ PRESETS: Mapping[str, PresetFactory] = MappingProxyType(
             ("DEEPSEEK_API_KEY",),
             base_url_env=("DEEPSEEK_BASE_URL",),
             replay_reasoning=True,
+            structured_output="json_object",
         ),
         # DashScope compatible mode: usage only with include_usage; thinking via extra_body.
         "qwen": _openai_compatible(
@@ -158,6 +159,7 @@ PRESETS: Mapping[str, PresetFactory] = MappingProxyType(
             "https://dashscope.aliyuncs.com/compatible-mode/v1",
             ("DASHSCOPE_API_KEY",),
             base_url_env=("DASHSCOPE_BASE_URL",),
+            structured_output="json_object",
         ),
         # Streamed usage arrives in choices[0].usage (read by the parser); reasoning replayed.
         "moonshot": _openai_compatible(
@@ -166,6 +168,7 @@ PRESETS: Mapping[str, PresetFactory] = MappingProxyType(
             ("MOONSHOT_API_KEY",),
             base_url_env=("MOONSHOT_BASE_URL",),
             replay_reasoning=True,
+            structured_output="json_object",
         ),
         # No /v1 in the path; usage comes on the last chunk without asking for it.
         "zhipu": _openai_compatible(
@@ -174,6 +177,7 @@ PRESETS: Mapping[str, PresetFactory] = MappingProxyType(
             ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY"),
             base_url_env=("ZHIPUAI_BASE_URL",),
             stream_usage=False,
+            structured_output="json_object",
         ),
         "qianfan": _openai_compatible(
             "qianfan",
