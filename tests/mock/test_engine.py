@@ -286,7 +286,12 @@ def test_gemini_stream_sse() -> None:
     texts = [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks]
     assert "".join(texts) == "echo: Hello there, world"
     assert all("finishReason" not in c["candidates"][0] for c in chunks[:-1])
-    assert all("usageMetadata" not in c for c in chunks[:-1])
+    # Every chunk carries the usage so far, as the service sends it (cumulative).
+    usage = [c["usageMetadata"] for c in chunks]
+    assert [u["candidatesTokenCount"] for u in usage] == [1, 2, 3, 4]
+    assert all(
+        u["totalTokenCount"] == u["promptTokenCount"] + u["candidatesTokenCount"] for u in usage
+    )
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] == 4
 

@@ -222,7 +222,9 @@ def test_body_faults_on_a_plain_response() -> None:
     assert error.status == 529 and error.json()["error"]["type"] == "overloaded_error"
     openai_error = post(engine, OPENAI_CHAT, chat(), {"x-mock-fault": "error-event"})
     assert openai_error.status == 503 and error_of(openai_error)["type"] == "server_error"
-    gemini_error = post(engine, f"{GEMINI}:generateContent", gemini(), {"x-mock-fault": "error-event"})
+    gemini_error = post(
+        engine, f"{GEMINI}:generateContent", gemini(), {"x-mock-fault": "error-event"}
+    )
     assert gemini_error.status == 503 and error_of(gemini_error)["status"] == "UNAVAILABLE"
 
 
