@@ -249,8 +249,14 @@ def test_anthropic_models_and_count_tokens() -> None:
         "id": "mock-echo",
         "display_name": "mock-echo",
         "created_at": "2023-11-14T22:13:20Z",
+        "lifecycle": "active",
+        "deprecated_at": None,
+        "retires_at": None,
+        "max_input_tokens": 200_000,
+        "max_tokens": 8192,
     }
     assert body["has_more"] is False
+    assert get(engine, "/v1/models/mock-echo", ANTHROPIC_HEADERS).json() == body["data"][0]
     counted = post(engine, "/v1/messages/count_tokens", chat(), ANTHROPIC_HEADERS).json()
     assert counted == {"input_tokens": 5}
 

@@ -120,7 +120,17 @@ class AnthropicWire:
 
 
 def _model_info(model: str) -> JSONObject:
-    return {"type": "model", "id": model, "display_name": model, "created_at": CREATED_ISO}
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": model,
+        "created_at": CREATED_ISO,
+        "lifecycle": "active",  # required by the SDK's ModelInfo since the lifecycle fields
+        "deprecated_at": None,
+        "retires_at": None,
+        "max_input_tokens": 200_000,
+        "max_tokens": 8192,
+    }
 
 
 def _text_block(text: str) -> JSONObject:
