@@ -71,11 +71,12 @@ def test_stream_helper_text_and_final_message(client: anthropic.Anthropic) -> No
 
 
 async def test_async_stream_helper(mock_url: str) -> None:
-    async with anthropic.AsyncAnthropic(base_url=mock_url, api_key="sk-ant-mock") as sdk:
-        async with sdk.messages.stream(
-            model=MODEL, max_tokens=64, messages=user("async stream")
-        ) as stream:
-            final = await stream.get_final_message()
+    sdk = anthropic.AsyncAnthropic(base_url=mock_url, api_key="sk-ant-mock")
+    async with (
+        sdk,
+        sdk.messages.stream(model=MODEL, max_tokens=64, messages=user("async stream")) as stream,
+    ):
+        final = await stream.get_final_message()
     assert final.content[0].type == "text" and final.content[0].text == "echo: async stream"
 
 
@@ -143,6 +144,7 @@ def test_a_named_tool_the_auto_rule_and_a_tool_result(client: anthropic.Anthropi
         ],
     )
     assert answered.stop_reason == "end_turn" and answered.content[0].type == "text"
+    assert answered.content[0].text == "echo: what does get_time say?"
 
 
 class Step(pydantic.BaseModel):

@@ -6,7 +6,7 @@ import base64
 import json
 import struct
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -96,11 +96,12 @@ def test_stream_helper_events_and_final_completion(client: openai.OpenAI) -> Non
 
 
 async def test_async_stream_helper(mock_url: str) -> None:
-    async with openai.AsyncOpenAI(base_url=f"{mock_url}/v1", api_key="sk-mock") as sdk:
-        async with sdk.chat.completions.stream(
-            model="mock-echo", messages=user("async helper")
-        ) as stream:
-            final = await stream.get_final_completion()
+    sdk = openai.AsyncOpenAI(base_url=f"{mock_url}/v1", api_key="sk-mock")
+    async with (
+        sdk,
+        sdk.chat.completions.stream(model="mock-echo", messages=user("async helper")) as stream,
+    ):
+        final = await stream.get_final_completion()
     assert final.choices[0].message.content == "echo: async helper"
 
 
@@ -182,10 +183,11 @@ def test_a_named_tool_choice_and_the_auto_rule(client: openai.OpenAI) -> None:
         tools=[WEATHER, TIME],
     )
     assert answered.choices[0].message.tool_calls is None
+    assert answered.choices[0].message.content == "echo: please get_time for me"
     assert answered.choices[0].finish_reason == "stop"
 
 
-class Color(str, Enum):
+class Color(StrEnum):
     RED = "red"
     BLUE = "blue"
 

@@ -42,7 +42,11 @@ GEMINI = {"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]
 @pytest.mark.parametrize(
     ("type_", "good", "has_required"),
     # Every field of google-genai's types is optional: the Gemini tests check presence themselves.
-    [(ChatCompletion, COMPLETION, True), (Message, MESSAGE, True), (GenerateContentResponse, GEMINI, False)],
+    [
+        (ChatCompletion, COMPLETION, True),
+        (Message, MESSAGE, True),
+        (GenerateContentResponse, GEMINI, False),
+    ],
 )
 def test_good_passes_and_unknown_missing_or_coerced_fields_fail(
     type_: Any, good: Any, has_required: bool

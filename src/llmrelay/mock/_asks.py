@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ._common import JSONObject, RequestError
 from ._reply import Ask, ToolMode, ToolSpec, schema_of, stop_list
 
+_SNAKE = re.compile(r"([A-Z])")
 _GEMINI_MODES: dict[str, ToolMode] = {
     "AUTO": "auto",
     "ANY": "required",
@@ -99,38 +101,55 @@ def anthropic_ask(payload: JSONObject, user_text: str) -> Ask:
 def gemini_ask(payload: JSONObject, user_text: str, config: JSONObject) -> Ask:
     """generateContent: ``tools[].functionDeclarations``, ``toolConfig``, and the
     ``generationConfig`` fields ``responseMimeType``/``responseJsonSchema``/``responseSchema``
-    and ``stopSequences``."""
+    and ``stopSequences``. Like the service (proto JSON), snake_case names are read too."""
     tools = tuple(
         ToolSpec(
-            str(decl.get("name", "")), decl.get("parametersJsonSchema", decl.get("parameters"))
+            str(decl.get("name", "")),
+            _schema(gemini_field(decl, "parametersJsonSchema", "parameters")),
         )
         for group in _list(payload.get("tools"), "tools")
         if isinstance(group, dict)
-        for decl in _list(group.get("functionDeclarations"), "functionDeclarations")
+        for decl in _list(gemini_field(group, "functionDeclarations"), "functionDeclarations")
         if isinstance(decl, dict)
     )
-    calling = (payload.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    calling = gemini_field(gemini_field(payload, "toolConfig") or {}, "functionCallingConfig") or {}
     mode = _GEMINI_MODES.get(str(calling.get("mode", "AUTO")).upper(), "auto")
-    allowed = calling.get("allowedFunctionNames")
+    allowed = gemini_field(calling, "allowedFunctionNames")
     if isinstance(allowed, list) and allowed:
         tools = tuple(tool for tool in tools if tool.name in allowed)
     contents = payload.get("contents") or []
     last = contents[-1] if contents and isinstance(contents[-1], dict) else {}
     parts = last.get("parts")
     answered = isinstance(parts, list) and any(
-        isinstance(part, dict) and "functionResponse" in part for part in parts
+        isinstance(part, dict) and gemini_field(part, "functionResponse") is not None
+        for part in parts
     )
-    schema = config.get("responseJsonSchema", config.get("responseSchema"))
-    json_mode = config.get("responseMimeType") == "application/json"
+    schema = gemini_field(config, "responseJsonSchema", "responseSchema")
     return Ask(
         user_text=user_text,
         tools=tools,
         tool_mode=mode,
         answered=answered,
         schema=schema_of(schema, "responseJsonSchema") if schema is not None else None,
-        json_mode=json_mode,
-        stop=stop_list(config.get("stopSequences"), "stopSequences"),
+        json_mode=gemini_field(config, "responseMimeType") == "application/json",
+        stop=stop_list(gemini_field(config, "stopSequences"), "stopSequences"),
     )
+
+
+def gemini_field(obj: Any, *names: str) -> Any:
+    """The first of the lowerCamel `names` present in `obj`, also under its snake_case name."""
+    if not isinstance(obj, dict):
+        return None
+    for name in names:
+        for key in (name, _SNAKE.sub(r"_\1", name).lower()):
+            if obj.get(key) is not None:
+                return obj[key]
+    return None
+
+
+def _schema(value: Any) -> Any:
+    """A function's parameter schema; a function without one takes no arguments (``{}``)."""
+    return value if value is not None else {"type": "object"}
 
 
 def _list(value: Any, name: str) -> list[Any]:

@@ -204,12 +204,31 @@ def conversation(
         (
             text
             for turn, text in zip(reversed(turns), reversed(texts), strict=True)
-            if turn.get("role", default_role) == "user"
+            if turn.get("role", default_role) == "user" and not _only_tool_results(turn)
         ),
         "",
     )
     system_text = text_of(system)
     return ([system_text, *texts] if system_text else texts), last_user
+
+
+def _only_tool_results(turn: Mapping[str, Any]) -> bool:
+    """A user turn that only hands back tool results (Anthropic ``tool_result`` blocks, Gemini
+    ``functionResponse`` parts): the echo answers the user's question before it instead."""
+    parts = turn.get("content", turn.get("parts"))
+    return (
+        isinstance(parts, list)
+        and bool(parts)
+        and all(
+            isinstance(part, Mapping)
+            and (
+                part.get("type") == "tool_result"
+                or "functionResponse" in part
+                or "function_response" in part
+            )
+            for part in parts
+        )
+    )
 
 
 def body_model(payload: JSONObject | None) -> str | None:

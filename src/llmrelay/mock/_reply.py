@@ -69,7 +69,7 @@ def tool_to_call(ask: Ask) -> ToolSpec | None:
 def content_of(ask: Ask, tool: ToolSpec | None) -> str:
     """The reply text: a tool call's arguments, a schema instance, JSON mode's object, or the echo."""
     if tool is not None:
-        return _json(instance_of(tool.schema if tool.schema is not None else {}, ask.user_text))
+        return _json(instance_of(_object_schema(tool.schema), ask.user_text))
     if ask.schema is not None:
         return _json(instance_of(ask.schema, ECHO_PREFIX + ask.user_text))
     if ask.json_mode:
@@ -94,6 +94,15 @@ def schema_of(value: Any, what: str) -> JSONObject:
     if not isinstance(value, dict):
         raise RequestError(f"{what} must be a JSON Schema object")
     return value
+
+
+def _object_schema(schema: Any) -> Any:
+    """A tool's parameter schema, read as an object schema: arguments are always an object."""
+    if not isinstance(schema, dict):
+        return {"type": "object"}
+    if not any(key in schema for key in ("type", "$ref", "anyOf", "oneOf", "allOf")):
+        return {**schema, "type": "object"}
+    return schema
 
 
 def _json(value: Any) -> str:
