@@ -1,7 +1,7 @@
 """The mock engine: a pure function of (request, attempt number) to a `MockResponse`.
 
 No I/O, no clock, no httpx: the faces (`MockTransport`, the ASGI server) deliver what it returns.
-Its one piece of state is a bounded table of attempt counters keyed by logical request, so that a
+Its one piece of state is a bounded table of attempt counters per call (`_attempts`), so that a
 fault with `times=N` strikes the first N attempts of a request and then lets retries through.
 """
 
