@@ -266,3 +266,11 @@ def test_count_tokens_and_models_validate_strictly(raw: httpx.Client) -> None:
     for item in raw.get("/models").json()["data"]:
         strict(ModelInfo, json.dumps(item))
     strict(ModelInfo, raw.get("/models/mock-echo").content)
+
+
+def test_stream_helper_parses_the_output_format(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(
+        model=MODEL, max_tokens=500, messages=user("stream a recipe"), output_format=Recipe
+    ) as stream:
+        message = stream.get_final_message()
+    assert isinstance(message.parsed_output, Recipe)

@@ -364,3 +364,29 @@ def test_embeddings_and_models_validate_strictly(raw: httpx.Client) -> None:
     for item in raw.get("/models").json()["data"]:
         strict(Model, json.dumps(item))
     strict(Model, raw.get("/models/mock-echo").content)
+
+
+class GetWeather(pydantic.BaseModel):
+    city: str
+    unit: Color
+    days: int = pydantic.Field(ge=1, le=3)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_strict_pydantic_function_tools_parse_their_arguments(
+    client: openai.OpenAI, stream: bool
+) -> None:
+    options: dict[str, Any] = {
+        "model": "mock-echo",
+        "messages": user("weather please"),
+        "tools": [openai.pydantic_function_tool(GetWeather)],
+        "tool_choice": "required",
+    }
+    if stream:
+        with client.chat.completions.stream(**options) as events:
+            reply = events.get_final_completion()
+    else:
+        reply = client.chat.completions.parse(**options)
+    call = (reply.choices[0].message.tool_calls or [])[0]
+    assert isinstance(call.function.parsed_arguments, GetWeather)
+    assert 1 <= call.function.parsed_arguments.days <= 3
