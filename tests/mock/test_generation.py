@@ -5,7 +5,9 @@ llmrelay's own client (in process and over loopback)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -77,6 +79,32 @@ def test_a_schema_instance_is_valid_against_its_schema(schema: dict[str, Any]) -
     jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     ).validate(instance_of(schema, "echo: hi"))
+
+
+SPEC = json.loads((Path(__file__).parents[1] / "fixtures" / "openapi" / "openai.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(SPEC["components"]["schemas"]))
+def test_an_instance_of_every_schema_in_openais_spec_is_valid(name: str) -> None:
+    root = {"$ref": f"#/components/schemas/{name}", "components": SPEC["components"]}
+    jsonschema.Draft202012Validator(root).validate(instance_of(root, "t"))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"^tunnel_[a-z0-9]{32}$",
+        r"^[A-Z]{2}\d{4}$",
+        r"^[^\s@]+@[^\s@]+\.[a-z]{2,}$",
+        r"^\+?[1-9]\d{1,14}$",
+        r"^(ab|cd)-\1$",
+        r"^(?:[01]\d|2[0-3]):[0-5]\d$",
+        r"^\W\S\D.$",
+    ],
+)
+def test_a_string_pattern_is_matched(pattern: str) -> None:
+    value = instance_of({"type": "string", "pattern": pattern}, "echo: hi")
+    assert re.search(pattern, value), value
 
 
 def test_gemini_openapi_schemas_are_read() -> None:

@@ -3,8 +3,8 @@
 `instance_of(schema, text)` builds a value the schema accepts, deterministically: every declared
 property (required or not), one array item (or `minItems`), the first `enum`/`const` value, the
 first branch of `anyOf`/`oneOf` that is not ``null``, `allOf` merged, ``$ref`` into ``$defs`` /
-``definitions`` (any ``#/…`` pointer), bounds and `multipleOf` on numbers, length limits and the
-common formats on strings. Unconstrained strings carry `text` (the echo of the prompt). Gemini's
+``definitions`` (any ``#/…`` pointer), bounds and `multipleOf` on numbers, length limits, the
+common formats and a ``pattern`` (a sample built from the regex) on strings. Unconstrained strings carry `text` (the echo of the prompt). Gemini's
 OpenAPI-style schemas (``"type": "OBJECT"``, ``nullable``) are read too. Past `MAX_DEPTH` nested
 levels (recursive schemas) optional properties are left out and arrays keep only `minItems`.
 """
@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ._regex_sample import sample
 
 MAX_DEPTH = 6  # nesting levels filled in before recursive schemas stop growing
 _FORMATS = {
@@ -202,7 +204,7 @@ def _matching(pattern: str, value: str) -> str:
     for guess in (value, *_PATTERN_GUESSES):
         if compiled.search(guess):
             return guess
-    return value  # a pattern this simple generator cannot satisfy
+    return sample(pattern) or value  # None: a pattern this generator cannot satisfy
 
 
 def _int(value: Any, default: int | None) -> Any:
