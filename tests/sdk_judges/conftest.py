@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,9 @@ def mock_url() -> Iterator[str]:
         process.kill()
         process.wait()
         pytest.fail("llmrelay mock serve did not start:\n" + "".join(seen))
+    # Keep reading what the server logs, so a full pipe never blocks it.
+    drain = threading.Thread(target=seen.extend, args=(process.stderr,), daemon=True)
+    drain.start()
     try:
         yield url
     finally:
@@ -61,4 +65,5 @@ def mock_url() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        drain.join(timeout=5)
         process.stderr.close()
