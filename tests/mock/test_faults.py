@@ -118,6 +118,13 @@ def test_an_sdk_retry_count_numbers_the_attempts_of_every_new_call(times: int) -
     assert attempt.header("x-mock-attempt") == "5"
 
 
+@pytest.mark.parametrize("value", ["", "-1", "x", "1.5", "99999999999"])
+def test_a_retry_count_that_is_not_a_count_falls_back_to_counting(value: str) -> None:
+    engine = MockEngine()
+    headers = {"x-mock-fault": "500;times=1", "x-stainless-retry-count": value}
+    assert [post(engine, OPENAI_CHAT, chat(), headers).status for _ in range(3)] == [500, 200, 500]
+
+
 def test_fault_in_the_model_name() -> None:
     engine = MockEngine()
     payload = {**chat(), "model": "mock-echo+fault=500;times=1"}
