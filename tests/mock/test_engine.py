@@ -249,8 +249,14 @@ def test_anthropic_models_and_count_tokens() -> None:
         "id": "mock-echo",
         "display_name": "mock-echo",
         "created_at": "2023-11-14T22:13:20Z",
+        "lifecycle": "active",
+        "deprecated_at": None,
+        "retires_at": None,
+        "max_input_tokens": 200_000,
+        "max_tokens": 8192,
     }
     assert body["has_more"] is False
+    assert get(engine, "/v1/models/mock-echo", ANTHROPIC_HEADERS).json() == body["data"][0]
     counted = post(engine, "/v1/messages/count_tokens", chat(), ANTHROPIC_HEADERS).json()
     assert counted == {"input_tokens": 5}
 
@@ -286,7 +292,12 @@ def test_gemini_stream_sse() -> None:
     texts = [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks]
     assert "".join(texts) == "echo: Hello there, world"
     assert all("finishReason" not in c["candidates"][0] for c in chunks[:-1])
-    assert all("usageMetadata" not in c for c in chunks[:-1])
+    # Every chunk carries the usage so far, as the service sends it (cumulative).
+    usage = [c["usageMetadata"] for c in chunks]
+    assert [u["candidatesTokenCount"] for u in usage] == [1, 2, 3, 4]
+    assert all(
+        u["totalTokenCount"] == u["promptTokenCount"] + u["candidatesTokenCount"] for u in usage
+    )
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] == 4
 

@@ -95,6 +95,34 @@ def test_times_without_a_key_uses_the_body() -> None:
     assert post(engine, OPENAI_CHAT, chat("one"), fault).status == 500
     assert post(engine, OPENAI_CHAT, chat("one"), fault).status == 200
     assert post(engine, OPENAI_CHAT, chat("two"), fault).status == 500
+    # The call ended with its success: the same request again is a new call with its own fault.
+    assert post(engine, OPENAI_CHAT, chat("one"), fault).status == 500
+    assert post(engine, OPENAI_CHAT, chat("one"), fault).status == 200
+
+
+@pytest.mark.parametrize("times", [1, 3])
+def test_an_sdk_retry_count_numbers_the_attempts_of_every_new_call(times: int) -> None:
+    engine = MockEngine()
+    fault = {"x-mock-fault": f"429;times={times}", "idempotency-key": "reused"}
+
+    def call() -> list[int]:
+        return [
+            post(engine, OPENAI_CHAT, chat(), fault | {"x-stainless-retry-count": str(k)}).status
+            for k in range(times + 1)
+        ]
+
+    expected = [429] * times + [200]
+    assert call() == expected
+    assert call() == expected  # each new call (retry count 0 again) sees its faults again
+    attempt = post(engine, OPENAI_CHAT, chat(), fault | {"x-stainless-retry-count": "4"})
+    assert attempt.header("x-mock-attempt") == "5"
+
+
+@pytest.mark.parametrize("value", ["", "-1", "x", "1.5", "99999999999"])
+def test_a_retry_count_that_is_not_a_count_falls_back_to_counting(value: str) -> None:
+    engine = MockEngine()
+    headers = {"x-mock-fault": "500;times=1", "x-stainless-retry-count": value}
+    assert [post(engine, OPENAI_CHAT, chat(), headers).status for _ in range(3)] == [500, 200, 500]
 
 
 def test_fault_in_the_model_name() -> None:
@@ -198,7 +226,13 @@ def test_body_faults_on_a_plain_response() -> None:
     assert stalled.steps is not None and Sleep(1.0) in stalled.steps
     assert stalled.content() == full
     error = post(engine, ANTHROPIC, anthropic(), {"x-mock-fault": "error-event"})
-    assert error.status == 200 and error.json()["error"]["type"] == "overloaded_error"
+    assert error.status == 529 and error.json()["error"]["type"] == "overloaded_error"
+    openai_error = post(engine, OPENAI_CHAT, chat(), {"x-mock-fault": "error-event"})
+    assert openai_error.status == 503 and error_of(openai_error)["type"] == "server_error"
+    gemini_error = post(
+        engine, f"{GEMINI}:generateContent", gemini(), {"x-mock-fault": "error-event"}
+    )
+    assert gemini_error.status == 503 and error_of(gemini_error)["status"] == "UNAVAILABLE"
 
 
 def test_fault_rate_is_deterministic_and_order_independent() -> None:

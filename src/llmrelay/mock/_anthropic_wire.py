@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from ._asks import anthropic_ask
 from ._common import (
     CREATED_ISO,
     MOCK_MODELS,
@@ -18,10 +20,13 @@ from ._common import (
     echo_reply,
     estimate_tokens,
     find_route,
+    model_in_path,
     opt_int,
     require_object,
     sse,
+    unknown_model,
 )
+from ._reply import content_of, tool_to_call
 
 _ROUTES = {
     ("POST", "messages"): "messages",
@@ -50,17 +55,22 @@ class AnthropicWire:
     request_id_header: str | None = "request-id"
 
     def route(self, method: str, path: str) -> str | None:
+        if model_in_path(method, path) is not None:
+            return "model"
         return find_route(_ROUTES, method, path)
 
     def model_of(self, endpoint: str, path: str, payload: JSONObject | None) -> str | None:
+        if endpoint == "model":
+            return model_in_path("GET", path)
         return body_model(payload)
 
     def answer(self, endpoint: str, payload: JSONObject | None, call: Call) -> Answer:
+        if endpoint == "model":
+            if call.model not in MOCK_MODELS:
+                raise unknown_model(call.model)
+            return _model_info(call.model)
         if endpoint == "models":
-            data = [
-                {"type": "model", "id": model, "display_name": model, "created_at": CREATED_ISO}
-                for model in MOCK_MODELS
-            ]
+            data = [_model_info(model) for model in MOCK_MODELS]
             return {
                 "data": data,
                 "has_more": False,
@@ -78,12 +88,25 @@ class AnthropicWire:
         max_tokens = opt_int(payload, "max_tokens")
         if max_tokens is None:
             raise RequestError("max_tokens: Field required")
-        reply = echo_reply(texts, last_user, max_tokens, call.chunks)
+        ask = anthropic_ask(payload, last_user)
+        tool = tool_to_call(ask)
+        text = content_of(ask, tool)
+        stop = () if tool else ask.stop
+        reply = echo_reply(texts, last_user, max_tokens, call.chunks, text=text, stop=stop)
         message_id = f"msg_mock_{call.response_id}"
-        stop_reason = "max_tokens" if reply.truncated else "end_turn"
+        block = _text_block(reply.text)
+        if tool is not None:
+            block = _tool_block(f"toolu_mock_{call.response_id[:20]}", tool.name, reply.text)
+        if reply.truncated:
+            stop_reason = "max_tokens"
+        elif tool is not None:
+            stop_reason = "tool_use"
+        else:
+            stop_reason = "stop_sequence" if reply.stop_sequence else "end_turn"
+        ending = (stop_reason, reply.stop_sequence)
         if payload.get("stream") is True:
-            return _stream(message_id, call.model, reply, stop_reason)
-        return _message(message_id, call.model, [_text_block(reply.text)], stop_reason, reply)
+            return _stream(message_id, call.model, reply, ending, block)
+        return _message(message_id, call.model, [block], ending, reply)
 
     def error_body(
         self, status: int, message: str, *, request_id: str, retry_delay: float | None
@@ -96,15 +119,37 @@ class AnthropicWire:
         }
 
 
+def _model_info(model: str) -> JSONObject:
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": model,
+        "created_at": CREATED_ISO,
+        "lifecycle": "active",  # required by the SDK's ModelInfo since the lifecycle fields
+        "deprecated_at": None,
+        "retires_at": None,
+        "max_input_tokens": 200_000,
+        "max_tokens": 8192,
+    }
+
+
 def _text_block(text: str) -> JSONObject:
     return {"type": "text", "text": text}
+
+
+def _tool_block(tool_id: str, name: str, arguments: str) -> JSONObject:
+    try:
+        value = json.loads(arguments)
+    except ValueError:  # cut short by max_tokens
+        value = {}
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": value}
 
 
 def _message(
     message_id: str,
     model: str,
     content: list[Any],
-    stop_reason: str | None,
+    ending: tuple[str | None, str | None],
     reply: EchoReply,
     output_tokens: int | None = None,
 ) -> JSONObject:
@@ -114,8 +159,8 @@ def _message(
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason,
-        "stop_sequence": None,
+        "stop_reason": ending[0],
+        "stop_sequence": ending[1],
         "usage": {
             "input_tokens": reply.prompt_tokens,
             "output_tokens": reply.completion_tokens if output_tokens is None else output_tokens,
@@ -129,24 +174,40 @@ def _event(kind: str, **fields: Any) -> bytes:
     return sse({"type": kind, **fields}, event=kind)
 
 
-def _stream(message_id: str, model: str, reply: EchoReply, stop_reason: str) -> StreamPlan:
-    start = _message(message_id, model, [], None, reply, output_tokens=1)
+def _stream(
+    message_id: str,
+    model: str,
+    reply: EchoReply,
+    ending: tuple[str, str | None],
+    block: JSONObject,
+) -> StreamPlan:
+    start = _message(message_id, model, [], (None, None), reply, output_tokens=1)
+    if block["type"] == "tool_use":
+        first = block | {"input": {}}
+
+        def delta(piece: str) -> JSONObject:
+            return {"type": "input_json_delta", "partial_json": piece}
+    else:
+        first = _text_block("")
+
+        def delta(piece: str) -> JSONObject:
+            return {"type": "text_delta", "text": piece}
+
     error = {"type": "overloaded_error", "message": "Overloaded"}
     return StreamPlan(
         prefix=(
             _event("message_start", message=start),
-            _event("content_block_start", index=0, content_block=_text_block("")),
+            _event("content_block_start", index=0, content_block=first),
             _event("ping"),
         ),
         content=tuple(
-            _event("content_block_delta", index=0, delta={"type": "text_delta", "text": delta})
-            for delta in reply.deltas
+            _event("content_block_delta", index=0, delta=delta(piece)) for piece in reply.deltas
         ),
         suffix=(
             _event("content_block_stop", index=0),
             _event(
                 "message_delta",
-                delta={"stop_reason": stop_reason, "stop_sequence": None},
+                delta={"stop_reason": ending[0], "stop_sequence": ending[1]},
                 usage={"output_tokens": reply.completion_tokens},
             ),
             _event("message_stop"),

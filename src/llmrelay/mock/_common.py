@@ -26,6 +26,7 @@ MAX_EMBEDDING_DIMS = 4096
 MAX_CHUNKS = 10_000  # content deltas a stream may be asked for (x-mock-chunks)
 
 _PIECE = re.compile(r"\s*\S+\s*")
+_MODEL_IN_PATH = re.compile(r"(?:^|/)models/([^/]+)/?$")
 
 
 class RequestError(Exception):
@@ -93,25 +94,46 @@ class EchoReply:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool  # cut short by a max-tokens limit
+    stop_sequence: str | None = None  # the stop sequence that ended the reply
+    pieces: tuple[str, ...] = ()  # the reply's tokens
 
 
 def echo_reply(
-    prompt_texts: Sequence[str], user_text: str, max_tokens: int | None, chunks: int | None
+    prompt_texts: Sequence[str],
+    user_text: str,
+    max_tokens: int | None,
+    chunks: int | None,
+    *,
+    text: str | None = None,
+    stop: Sequence[str] = (),
 ) -> EchoReply:
-    """Reply "echo: <last user text>", cut to `max_tokens` word pieces, split for streaming."""
-    pieces = split_pieces(ECHO_PREFIX + user_text)
+    """Reply "echo: <last user text>" (or `text`), ended before the first of the `stop`
+    sequences, cut to `max_tokens` word pieces, split for streaming."""
+    full, stop_sequence = cut_at_stop(ECHO_PREFIX + user_text if text is None else text, stop)
+    pieces = split_pieces(full)
     truncated = max_tokens is not None and max_tokens < len(pieces)
     if max_tokens is not None:
         pieces = pieces[:max_tokens]
-    text = "".join(pieces)
-    deltas = tuple(pieces) if chunks is None else split_into(text, pieces, chunks)
+    reply = "".join(pieces)
+    deltas = tuple(pieces) if chunks is None else split_into(reply, pieces, chunks)
     return EchoReply(
-        text=text,
+        text=reply,
         deltas=deltas,
         prompt_tokens=estimate_tokens(prompt_texts),
         completion_tokens=len(pieces),
         truncated=truncated,
+        stop_sequence=None if truncated else stop_sequence,
+        pieces=tuple(pieces),
     )
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
+    """`text` up to the earliest stop sequence in it, and that sequence (`None`: not found)."""
+    found = [(text.find(seq), seq) for seq in stop if seq in text]
+    if not found:
+        return text, None
+    at, seq = min(found)
+    return text[:at], seq
 
 
 def split_pieces(text: str) -> list[str]:
@@ -182,12 +204,31 @@ def conversation(
         (
             text
             for turn, text in zip(reversed(turns), reversed(texts), strict=True)
-            if turn.get("role", default_role) == "user"
+            if turn.get("role", default_role) == "user" and not _only_tool_results(turn)
         ),
         "",
     )
     system_text = text_of(system)
     return ([system_text, *texts] if system_text else texts), last_user
+
+
+def _only_tool_results(turn: Mapping[str, Any]) -> bool:
+    """A user turn that only hands back tool results (Anthropic ``tool_result`` blocks, Gemini
+    ``functionResponse`` parts): the echo answers the user's question before it instead."""
+    parts = turn.get("content", turn.get("parts"))
+    return (
+        isinstance(parts, list)
+        and bool(parts)
+        and all(
+            isinstance(part, Mapping)
+            and (
+                part.get("type") == "tool_result"
+                or "functionResponse" in part
+                or "function_response" in part
+            )
+            for part in parts
+        )
+    )
 
 
 def body_model(payload: JSONObject | None) -> str | None:
@@ -237,6 +278,17 @@ def find_route(routes: Mapping[tuple[str, str], str], method: str, path: str) ->
         if method == wanted and ends_with(path, suffix):
             return endpoint
     return None
+
+
+def model_in_path(method: str, path: str) -> str | None:
+    """The id of a ``GET …/models/{id}`` request (one model's details), else `None`."""
+    match = _MODEL_IN_PATH.search(path) if method == "GET" else None
+    return match.group(1) if match else None
+
+
+def unknown_model(model: str | None) -> RequestError:
+    """The 404 of ``GET …/models/{id}`` for a model the mock does not serve."""
+    return RequestError(f"The model '{model}' does not exist", status=404)
 
 
 def opt_int(payload: JSONObject, *names: str, minimum: int = 1) -> int | None:

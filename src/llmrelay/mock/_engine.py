@@ -1,7 +1,7 @@
 """The mock engine: a pure function of (request, attempt number) to a `MockResponse`.
 
 No I/O, no clock, no httpx: the faces (`MockTransport`, the ASGI server) deliver what it returns.
-Its one piece of state is a bounded table of attempt counters keyed by logical request, so that a
+Its one piece of state is a bounded table of attempt counters per call (`_attempts`), so that a
 fault with `times=N` strikes the first N attempts of a request and then lets retries through.
 """
 
@@ -12,11 +12,11 @@ import json
 import math
 import random
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._anthropic_wire import AnthropicWire
+from ._attempts import AttemptTable, sdk_attempt
 from ._common import MAX_CHUNKS, Call, JSONObject, RequestError, StreamPlan, Wire, dumps
 from ._faults import FaultSpec, format_seconds, split_model_fault
 from ._gemini_wire import GeminiWire
@@ -82,9 +82,7 @@ class MockEngine:
         self.faults = tuple(FaultSpec.parse(spec) for spec in faults)
         self.chunk_delay = chunk_delay
         self.chunks = chunks
-        self._max_tracked_keys = max_tracked_keys
-        self._attempts: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._attempts = AttemptTable(max_tracked_keys)
 
     def __repr__(self) -> str:
         return (
@@ -94,8 +92,7 @@ class MockEngine:
 
     def clear(self) -> None:
         """Forget every attempt counter (the next request of any key is attempt 1 again)."""
-        with self._lock:
-            self._attempts.clear()
+        self._attempts.clear()
 
     def handle(
         self,
@@ -108,8 +105,26 @@ class MockEngine:
         """Answer one HTTP request. `headers` keys should be lower-case."""
         method = method.upper()
         headers = {name.lower(): value for name, value in headers.items()}
-        key = headers.get("idempotency-key") or _body_key(method, path, body)
-        attempt = self._next_attempt(key)
+        idempotency_key = headers.get("idempotency-key")
+        key = idempotency_key or _body_key(method, path, body)
+        attempt = sdk_attempt(headers)
+        if attempt is not None:
+            return self._handle(method, path, query, headers, body, key, attempt)
+        response = self._handle(method, path, query, headers, body, key, self._attempts.next(key))
+        if idempotency_key is None and response.header("x-mock-fault") is None:
+            self._attempts.forget(key)  # the call is over: the same request again is a new call
+        return response
+
+    def _handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+        key: str,
+        attempt: int,
+    ) -> MockResponse:
         wire, endpoint = _route(method, path, headers, query)
         out = _Out(wire, request_id=f"req_mock_{_digest(key, str(attempt))[:24]}", attempt=attempt)
         if endpoint is None:
@@ -137,14 +152,6 @@ class MockEngine:
                 status=200, headers=out.final(*_SSE), steps=steps, stall_before=stall
             )
         return out.body(dumps(answer), fault, stall)
-
-    def _next_attempt(self, key: str) -> int:
-        with self._lock:
-            attempt = self._attempts.pop(key, 0) + 1
-            self._attempts[key] = attempt  # re-inserted last: eviction drops the stalest key
-            if len(self._attempts) > self._max_tracked_keys:
-                del self._attempts[next(iter(self._attempts))]
-        return attempt
 
     def _pick_fault(self, chosen: FaultSpec | None, key: str, attempt: int) -> FaultSpec | None:
         if chosen is not None and chosen.fires(attempt):
@@ -222,13 +229,9 @@ class _Out:
             body = body[:half]
         elif fault.kind == "malformed":
             body = _MALFORMED_BODY
-        else:  # error-event: a 200 whose body is the family's error object
+        else:  # error-event: outside a stream, the error status real services answer with
             status = 529 if self.wire.name == "anthropic" else 503
-            message = "The server is overloaded (mock error-event)"
-            error = self.wire.error_body(
-                status, message, request_id=self.request_id, retry_delay=None
-            )
-            body = dumps(error)
+            return self.error(status, "The server is overloaded (mock error-event)")
         if steps is None:
             return self.json(200, body, stall=stall)
         return MockResponse(status=200, headers=self.final(_JSON), steps=steps, stall_before=stall)
