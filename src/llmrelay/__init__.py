@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 from ._client import AsyncClient
 from ._config import RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
+    AllRoutesFailedError,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ClientStateError,
     ConfigError,
     ConflictError,
@@ -33,6 +35,8 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._prices import Price
+from ._routes import Budget, Route
 from ._types import (
     AssistantMessage,
     AudioPart,
@@ -90,11 +94,14 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AllRoutesFailedError",
     "AssistantMessage",
     "AsyncClient",
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
+    "BudgetExceededError",
     "ChatResponse",
     "ChatStream",
     "Choice",
@@ -117,6 +124,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "Price",
     "Provider",
     "RateLimit",
     "RateLimitError",
@@ -124,6 +132,7 @@ __all__ = [
     "ReasoningBlockDict",
     "ResponseError",
     "RetryPolicy",
+    "Route",
     "StreamChunk",
     "StreamError",
     "SyncStream",
