@@ -41,3 +41,14 @@ def test_after_the_cool_down_one_call_probes_and_its_result_decides() -> None:
     assert b.allow()
     b.record_success()
     assert b.allow() and b.allow() and b.remaining() == 0.0
+
+
+def test_a_probe_that_never_reports_does_not_shut_the_route_for_good() -> None:
+    now = [0.0]
+    b = breaker(now)
+    b.record_failure()
+    b.record_failure()
+    now[0] = 10.0
+    assert b.allow()  # the probe, then cancelled: no success, no failure recorded
+    now[0] = 20.0
+    assert b.allow()

@@ -19,7 +19,7 @@ def _now() -> float:
 
 
 class CircuitBreaker:
-    __slots__ = ("_clock", "_failures", "_open_until", "_probing", "cooldown", "threshold")
+    __slots__ = ("_clock", "_failures", "_open_until", "cooldown", "threshold")
 
     def __init__(
         self,
@@ -33,7 +33,6 @@ class CircuitBreaker:
         self._clock = clock or _now
         self._failures = 0
         self._open_until: float | None = None
-        self._probing = False
 
     @property
     def failures(self) -> int:
@@ -47,22 +46,22 @@ class CircuitBreaker:
         return max(0.0, self._open_until - self._clock())
 
     def allow(self) -> bool:
-        """Whether a call may try this route now. Once the cool-down is over, one call at a
-        time probes it until a result says whether it has recovered."""
+        """Whether a call may try this route now. Once the cool-down is over, one call probes
+        it: the next cool-down starts with the probe, so a probe that never reports (a
+        cancelled call) cannot leave the route shut for good."""
         if self._open_until is None:
             return True
-        if self._probing or self._clock() < self._open_until:
+        now = self._clock()
+        if now < self._open_until:
             return False
-        self._probing = True
+        self._open_until = now + self.cooldown
         return True
 
     def record_success(self) -> None:
         self._failures = 0
         self._open_until = None
-        self._probing = False
 
     def record_failure(self) -> None:
         self._failures += 1
-        self._probing = False
         if self._failures >= self.threshold:
             self._open_until = self._clock() + self.cooldown
