@@ -320,3 +320,25 @@ async def test_over_http_a_stream_moves_on_when_the_first_route_is_cut_before_co
         final = await client.stream("hi").final()
     assert final.text == "whole"
     assert len(first.requests) == 1 and len(second.requests) == 1
+
+
+async def test_a_route_of_another_wire_family_gets_the_call_in_its_own_format() -> None:
+    # OpenAI-style primary down; the fallback speaks Anthropic Messages to the mock server,
+    # and then Gemini: each rebuilt from the provider-neutral request.
+    from llmrelay.mock import serve
+
+    with serve() as url:
+        for provider, base in (("anthropic", f"{url}/v1"), ("gemini", f"{url}/v1beta")):
+            async with AsyncClient(
+                "mock",
+                model="mock-echo+fault=503",
+                max_retries=0,
+                fallbacks=[Route(provider, model="mock-echo", api_key="k", base_url=base)],
+            ) as client:
+                reply = await client.chat(
+                    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+                    max_tokens=20,
+                )
+                streamed = await client.stream("one two", max_tokens=20).final()
+            assert reply.provider == provider and reply.text == "echo: hi"
+            assert streamed.provider == provider and streamed.text == "echo: one two"
