@@ -226,6 +226,7 @@ def test_the_sync_client_takes_fallbacks() -> None:
         "mock", model="mock-echo+fault=503", max_retries=0, fallbacks=[route()]
     ) as client:
         assert client.chat("hello").text == "echo: hello"
+        assert [u.requests for u in client.route_usage.values()] == [0, 1]
 
 
 @pytest.mark.parametrize(
