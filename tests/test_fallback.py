@@ -343,3 +343,11 @@ async def test_a_route_of_another_wire_family_gets_the_call_in_its_own_format() 
                 streamed = await client.stream("one two", max_tokens=20).final()
             assert reply.provider == provider and reply.text == "echo: hi"
             assert streamed.provider == provider and streamed.text == "echo: one two"
+
+
+async def test_a_per_call_timeout_is_the_deadline_over_every_route() -> None:
+    async with mock_client("stall;seconds=1", route("stall;seconds=1")) as client:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError):
+            await client.chat("hello", timeout=0.2)
+        assert time.monotonic() - started < 0.45

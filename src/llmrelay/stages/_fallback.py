@@ -94,17 +94,14 @@ class RouteEntry:
         """`call` for this route: the primary's own, or rebuilt in this route's wire format
         from the provider-neutral request, with `total` seconds left of the deadline."""
         client = self.client
-        if total is not None:
-            timeout = dataclasses.replace(
-                client.timeout,
-                total=total if client.timeout.total is None else min(total, client.timeout.total),
-            )
-        else:
-            timeout = client.timeout
         if self.primary:
-            if total is not None and timeout != call.timeout:
-                call.timeout = timeout
+            # The call as the client built it (a per-call timeout kept): the primary is
+            # always the first route tried, so its own total is the time left.
             return call
+        timeout = client.timeout
+        if total is not None:
+            own = timeout.total
+            timeout = dataclasses.replace(timeout, total=total if own is None else min(total, own))
         asked: ChatRequest = call.request
         request = ChatRequest(
             model=client.model or asked.model,
