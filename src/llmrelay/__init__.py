@@ -35,8 +35,6 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
-from ._prices import Price
-from ._routes import Budget, Route
 from ._types import (
     AssistantMessage,
     AudioPart,
@@ -68,6 +66,8 @@ from ._usage import ModelTotals, UsageTotals
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from ._prices import Price
+    from ._routes import Budget, Route
     from ._stream import ChatStream
     from ._sync import Client, SyncStream
 
@@ -83,6 +83,14 @@ def __getattr__(name: str) -> object:
         from . import _sync
 
         return getattr(_sync, name)
+    if name in ("Budget", "Route"):  # loaded with the first use of fallbacks or budgets
+        from . import _routes
+
+        return getattr(_routes, name)
+    if name == "Price":
+        from ._prices import Price
+
+        return Price
     if name == "ChatStream":
         from ._stream import ChatStream
 

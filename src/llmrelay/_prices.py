@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -37,14 +36,45 @@ if TYPE_CHECKING:
 PRICES_DATE = "2026-12-06"
 
 
-@dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens. `cached_input` and `cache_write` default to `input`."""
+    """USD per million tokens. `cached_input` and `cache_write` default to `input`.
 
-    input: float
-    output: float
-    cached_input: float | None = None
-    cache_write: float | None = None
+    A plain slotted class, compared by value (a dataclass would add about a millisecond to
+    `import llmrelay`)."""
+
+    __slots__ = ("cache_write", "cached_input", "input", "output")
+
+    def __init__(
+        self,
+        input: float,
+        output: float,
+        cached_input: float | None = None,
+        cache_write: float | None = None,
+    ) -> None:
+        self.input = input
+        self.output = output
+        self.cached_input = cached_input
+        self.cache_write = cache_write
+
+    def _key(self) -> tuple[float, float, float | None, float | None]:
+        return (self.input, self.output, self.cached_input, self.cache_write)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Price) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {name}={value!r}"
+            for name, value in (
+                ("cached_input", self.cached_input),
+                ("cache_write", self.cache_write),
+            )
+            if value is not None
+        )
+        return f"Price(input={self.input!r}, output={self.output!r}{extra})"
 
     def cost(self, usage: Usage) -> float:
         """USD for one reply's usage."""
@@ -119,10 +149,9 @@ BUNDLED_PRICES: Mapping[str, Price] = MappingProxyType(
 )
 
 # Suffixes a provider puts after a base model name for a dated snapshot or a channel; taken
-# off one at a time (``…-preview-05-20`` → ``…-preview`` → the base name).
-_SNAPSHOT = re.compile(
-    r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{2}-\d{2}|-\d{4}|-\d{3}|-latest|-preview|-exp)$"
-)
+# off one at a time (``…-preview-05-20`` → ``…-preview`` → the base name). Compiled on first
+# use: compiling costs a millisecond of `import llmrelay`.
+_SNAPSHOT = r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{2}-\d{2}|-\d{4}|-\d{3}|-latest|-preview|-exp)$"
 
 
 def base_names(model: str) -> list[str]:
@@ -133,7 +162,7 @@ def base_names(model: str) -> list[str]:
     if name != model:
         names.append(name)
     while True:
-        shorter = _SNAPSHOT.sub("", name)
+        shorter = re.sub(_SNAPSHOT, "", name)
         if shorter == name or not shorter:
             break
         name = shorter

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._exceptions import ConfigError
@@ -76,7 +75,6 @@ class Route:
         return f"Route(provider={self.provider_name!r}, model={self.model!r}{shown})"
 
 
-@dataclass(frozen=True, slots=True)
 class Budget:
     """A spending bound for one client: before a call is sent, what the client has spent
     (replies received, streams still open reserved at their estimate) plus the call's
@@ -86,11 +84,10 @@ class Budget:
     completion tokens (256 when the call gives no ``max_tokens``), priced at the requested
     model's input and output prices."""
 
-    max_cost_usd: float | None = None
-    max_tokens: int | None = None
+    __slots__ = ("max_cost_usd", "max_tokens")
 
-    def __post_init__(self) -> None:
-        cost, tokens = self.max_cost_usd, self.max_tokens
+    def __init__(self, max_cost_usd: float | None = None, max_tokens: int | None = None) -> None:
+        cost, tokens = max_cost_usd, max_tokens
         if cost is None and tokens is None:
             raise ConfigError("Budget needs max_cost_usd, max_tokens, or both")
         if cost is not None and (
@@ -104,3 +101,17 @@ class Budget:
             isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
         ):
             raise ConfigError(f"max_tokens must be an int >= 0, got {tokens!r}")
+        self.max_cost_usd = cost
+        self.max_tokens = tokens
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Budget) and (self.max_cost_usd, self.max_tokens) == (
+            other.max_cost_usd,
+            other.max_tokens,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.max_cost_usd, self.max_tokens))
+
+    def __repr__(self) -> str:
+        return f"Budget(max_cost_usd={self.max_cost_usd!r}, max_tokens={self.max_tokens!r})"

@@ -596,10 +596,10 @@ def _price(price: Any, place: Place) -> Any:
 
 
 def _fallbacks(value: Any) -> tuple[Route, ...]:
-    from ._routes import Route
-
     if value is None:
         return ()
+    from ._routes import Route
+
     if isinstance(value, Route) or not isinstance(value, Sequence) or isinstance(value, str):
         raise ConfigError(f"fallbacks must be a list of llmrelay.Route, got {value!r}")
     for item in value:
@@ -609,9 +609,11 @@ def _fallbacks(value: Any) -> tuple[Route, ...]:
 
 
 def _budget(value: Any) -> Budget | None:
+    if value is None:
+        return None
     from ._routes import Budget
 
-    if value is not None and not isinstance(value, Budget):
+    if not isinstance(value, Budget):
         raise ConfigError(f"budget must be an llmrelay.Budget, got {value!r}")
     return value
 
