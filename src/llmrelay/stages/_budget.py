@@ -38,7 +38,7 @@ class BudgetStage:
         self.spent_tokens = 0
         self._reserved_usd = 0.0
         self._reserved_tokens = 0
-        self._settled = anyio.Event()
+        self._settled: anyio.Event | None = None  # made by the first call that waits
 
     def estimate(self, call: Call) -> tuple[int, float | None]:
         """(tokens, USD) a call may use, before it is sent (USD `None`: no cost bound)."""
@@ -66,6 +66,8 @@ class BudgetStage:
         tokens, usd = self.estimate(call)
         while not self._fits(tokens, usd, reserved=True):
             self._check(tokens, usd)  # raises when it cannot fit even once the others settle
+            if self._settled is None:
+                self._settled = anyio.Event()
             await self._settled.wait()  # it may fit once the calls in flight have settled
         self._reserved_tokens += tokens
         self._reserved_usd += usd or 0.0
@@ -95,8 +97,9 @@ class BudgetStage:
     def _release(self, tokens: int, usd: float | None) -> None:
         self._reserved_tokens -= tokens
         self._reserved_usd -= usd or 0.0
-        self._settled.set()
-        self._settled = anyio.Event()
+        settled, self._settled = self._settled, None
+        if settled is not None:
+            settled.set()
 
     def _fits(self, tokens: int, usd: float | None, *, reserved: bool) -> bool:
         budget = self.budget
