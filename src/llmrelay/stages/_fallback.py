@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -142,23 +143,29 @@ class FallbackStage:
             return await routes[0].chain.send(call)
         total = call.timeout.total
         deadline = None if total is None else anyio.current_time() + total
-        open_routes = [route for route in routes if self._allowed(route)]
         errors: list[tuple[str, LLMError]] = []
         routed: Call | None = None
-        for position, route in enumerate(open_routes or routes[:1]):
+        for route in self._candidates():
+            if errors and logger.isEnabledFor(logging.INFO):
+                label, error = errors[-1]
+                logger.info(
+                    "route %s failed with %s after %d retries; falling back to %s",
+                    label,
+                    type(error).__name__,
+                    0 if routed is None else routed.attempt,
+                    route.label,
+                )
             left = None if deadline is None else deadline - anyio.current_time()
             if left is not None and left <= 0:
-                errors.append(
-                    (route.label, APITimeoutError("the total timeout ran out before this route"))
-                )
+                timeout = APITimeoutError("the total timeout ran out before this route")
+                errors.append((route.label, timeout))
                 break
             routed = None
             try:
                 routed = route.call_for(call, left)
                 reply = await route.chain.send(routed)
             except LLMError as error:
-                tried = 0 if routed is None else routed.attempt
-                self._usage.retries += tried
+                self._usage.retries += 0 if routed is None else routed.attempt
                 if not falls_back(error):
                     if not errors:
                         self._usage.failures += 1
@@ -167,17 +174,8 @@ class FallbackStage:
                     break
                 route.breaker.record_failure()
                 errors.append((route.label, error))
-                if position + 1 < len(open_routes) and logger.isEnabledFor(logging.INFO):
-                    logger.info(
-                        "route %s failed with %s after %d retries; falling back to %s",
-                        route.label,
-                        type(error).__name__,
-                        tried,
-                        open_routes[position + 1].label,
-                    )
                 continue
             route.breaker.record_success()
-            assert routed is not None
             self._usage.retries += routed.attempt
             self._answered(call, routed, route, reply)
             return reply
@@ -186,6 +184,17 @@ class FallbackStage:
         if routed is not None and errors[-1][1] is routed.body_error:
             call.body_error = combined  # failed in a stream's body: the stream says so
         raise combined from errors[-1][1]
+
+    def _candidates(self) -> Iterator[RouteEntry]:
+        """The routes to try, in order, each asked when it is reached (asking may start a
+        cooling route's probe); the primary when every route is cooling down."""
+        given = False
+        for route in self.routes:
+            if self._allowed(route):
+                given = True
+                yield route
+        if not given:
+            yield self.routes[0]
 
     def _allowed(self, route: RouteEntry) -> bool:
         if route.breaker.allow():
