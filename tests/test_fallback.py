@@ -351,3 +351,17 @@ async def test_a_per_call_timeout_is_the_deadline_over_every_route() -> None:
         with pytest.raises(APITimeoutError):
             await client.chat("hello", timeout=0.2)
         assert time.monotonic() - started < 0.45
+
+
+@pytest.mark.parametrize(
+    ("fault", "total"),
+    [("429;retry-after=120", 5.0), ("503;retry-after=3", 1.0)],  # beyond the cap; the deadline
+)
+async def test_a_wait_the_route_cannot_afford_moves_on_at_once(fault: str, total: float) -> None:
+    timeout = llmrelay.Timeout(total=total)
+    async with mock_client(fault, route(), max_retries=3, timeout=timeout) as client:
+        started = time.monotonic()
+        reply = await client.chat("hello")
+        assert time.monotonic() - started < 0.5  # no waiting on the primary's Retry-After
+    assert reply.text == "echo: hello"
+    assert next(iter(client.route_usage.values())).retries == 0
