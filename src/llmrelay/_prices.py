@@ -17,10 +17,13 @@ dated snapshot or a tag taken off (``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini`
 ``gemini-2.5-flash``) and a ``vendor/`` or ``models/`` prefix dropped; then the same for the
 model the call asked for. No match: the cost is unknown (never counted as $0).
 
-BUNDLED_PRICES was taken on 2026-12-06 from stored copies of the providers' pricing pages (each
-row's page named beside it; the standard tier, prompts under any long-context threshold,
-no batch or off-peak discount). Prices change: give yours with ``prices=`` or a profile's
-``prices`` table, which win over these by model name.
+BUNDLED_PRICES was put together on 2026-12-06 (PRICES_DATE) from the providers' pricing pages
+named beside each group, for the standard tier (prompts under any long-context threshold, no
+batch, priority or off-peak price, Anthropic's 5-minute cache writes). How sure each group is:
+OpenAI's gpt-5.4/5.5 rows and Anthropic's rows were read on those pages (as stored copies);
+OpenAI's older models, Gemini and DeepSeek are the prices those pages listed in 2025 and were
+not re-checked (DeepSeek has since renamed models and added off-peak prices). Prices change:
+give yours with ``prices=`` or a profile's ``prices`` table, which win over these by model name.
 """
 
 from __future__ import annotations
