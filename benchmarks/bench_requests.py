@@ -57,7 +57,12 @@ def _raw_call(client: httpx.AsyncClient) -> Callable[[], Awaitable[object]]:
 
 
 async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> dict[str, float]:
-    results: dict[str, list[float]] = {"raw httpx": [], "same transport, raw": [], "llmrelay": []}
+    results: dict[str, list[float]] = {
+        "raw httpx": [],
+        "same transport, raw": [],
+        "llmrelay": [],
+        "llmrelay +fallback+budget": [],
+    }
     raw = httpx.AsyncClient(base_url=url)
     slot = httpx.AsyncClient(base_url=url, transport=SlotTransport())
     relay = llmrelay.AsyncClient(
@@ -68,13 +73,34 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
         max_concurrency=concurrency,
     )
 
+    # The same client with a fallback route (never used: the primary answers) and a budget
+    # (never reached): the cost of the two stages on the path of every call.
+    guarded = llmrelay.AsyncClient(
+        "openai",
+        base_url=url + "/v1",
+        api_key="sk-bench",
+        model="bench-model",
+        max_concurrency=concurrency,
+        prices={"bench-model": (0.15, 0.60)},
+        budget=llmrelay.Budget(max_cost_usd=1e9, max_tokens=10**12),
+        fallbacks=[
+            llmrelay.Route(
+                "openai", model="bench-model", base_url=url + "/v1", api_key="sk-bench-2"
+            )
+        ],
+    )
+
     async def relay_one() -> object:
         return await relay.chat(MESSAGES)
+
+    async def guarded_one() -> object:
+        return await guarded.chat(MESSAGES)
 
     calls = {
         "raw httpx": _raw_call(raw),
         "same transport, raw": _raw_call(slot),
         "llmrelay": relay_one,
+        "llmrelay +fallback+budget": guarded_one,
     }
     for one in calls.values():  # warm up: connections open, caches filled
         await _run(concurrency * 10, concurrency, one)
@@ -84,6 +110,7 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
     await raw.aclose()
     await slot.aclose()
     await relay.aclose()
+    await guarded.aclose()
     return {name: statistics.median(values) for name, values in results.items()}
 
 
@@ -127,10 +154,14 @@ def main() -> None:
     raw = cpu["raw httpx"]
     print(f"client CPU per request ({n} requests, concurrency {concurrency}, median of {rounds}):")
     for name, value in cpu.items():
-        print(f"  {name:22s} {value * 1e6:8.1f} µs   {value / raw:5.2f}× raw httpx")
+        print(f"  {name:26s} {value * 1e6:8.1f} µs   {value / raw:5.2f}× raw httpx")
     print(
         f"  SDK overhead over its own transport used raw: "
         f"{cpu['llmrelay'] / cpu['same transport, raw']:.2f}×"
+    )
+    print(
+        f"  fallback + budget stages: "
+        f"{cpu['llmrelay +fallback+budget'] / cpu['llmrelay']:.3f}× llmrelay without them"
     )
     print(f"peak RSS per in-flight request ({inflight} held open; VmHWM, fresh processes):")
     for name, value in memory.items():

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 from ._client import AsyncClient
 from ._config import RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
+    AllRoutesFailedError,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ClientStateError,
     ConfigError,
     ConflictError,
@@ -65,6 +67,8 @@ from ._usage import ModelTotals, UsageTotals
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from ._prices import Price
+    from ._routes import Budget, Route
     from ._stream import ChatStream
     from ._sync import Client, SyncStream
     from ._tools import function_tool, run_tool_calls, run_tool_calls_sync
@@ -81,6 +85,14 @@ def __getattr__(name: str) -> object:
         from . import _sync
 
         return getattr(_sync, name)
+    if name in ("Budget", "Route"):  # loaded with the first use of fallbacks or budgets
+        from . import _routes
+
+        return getattr(_routes, name)
+    if name == "Price":
+        from ._prices import Price
+
+        return Price
     if name == "ChatStream":
         from ._stream import ChatStream
 
@@ -96,11 +108,14 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AllRoutesFailedError",
     "AssistantMessage",
     "AsyncClient",
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
+    "BudgetExceededError",
     "ChatResponse",
     "ChatStream",
     "Choice",
@@ -124,6 +139,7 @@ __all__ = [
     "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
+    "Price",
     "Provider",
     "RateLimit",
     "RateLimitError",
@@ -131,6 +147,7 @@ __all__ = [
     "ReasoningBlockDict",
     "ResponseError",
     "RetryPolicy",
+    "Route",
     "StreamChunk",
     "StreamError",
     "SyncStream",

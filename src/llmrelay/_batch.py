@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 
-from ._exceptions import LLMError
+from ._exceptions import BudgetExceededError, LLMError
 from ._request import MessagesInput
 from ._types import ChatResponse
 
@@ -105,10 +105,19 @@ async def run_batch(
 ) -> list[ChatResponse | LLMError]:
     results: list[Any] = [None] * len(prompts)  # every slot is filled before it is returned
     first_error: list[LLMError] = []
+    # A budget that refused a call stops the submitting: every prompt not sent yet gets that
+    # error as its outcome, and the calls in flight (already paid for) finish.
+    over_budget: list[BudgetExceededError] = []
 
     async def work(index: int) -> bool:
+        if over_budget:
+            results[index] = over_budget[0]
+            return True
         try:
             results[index] = await call(prompts[index])
+        except BudgetExceededError as exc:
+            over_budget.append(exc)
+            results[index] = exc
         except LLMError as exc:
             if not return_exceptions:
                 first_error.append(exc)
@@ -119,6 +128,9 @@ async def run_batch(
     await run_pool(len(prompts), work, workers=workers)
     if first_error:
         raise first_error[0]
+    if over_budget and not return_exceptions:
+        over_budget[0].results = results  # one outcome per input: nothing lost
+        raise over_budget[0]
     return results
 
 
@@ -132,12 +144,20 @@ async def run_as_completed(
         max_buffer_size=workers
     )
 
+    over_budget: list[BudgetExceededError] = []
+
     async def work(index: int) -> bool:
         outcome: ChatResponse | LLMError
-        try:
-            outcome = await call(prompts[index])
-        except LLMError as exc:
-            outcome = exc
+        if over_budget:  # as in run_batch: no more sending once the budget said no
+            outcome = over_budget[0]
+        else:
+            try:
+                outcome = await call(prompts[index])
+            except BudgetExceededError as exc:
+                over_budget.append(exc)
+                outcome = exc
+            except LLMError as exc:
+                outcome = exc
         await send.send((index, outcome))
         return True
 

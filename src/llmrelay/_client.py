@@ -31,7 +31,7 @@ from ._usage import Prices, UsageTotals
 from .providers import Provider
 from .senders._httpx import build_sender
 from .stages._base import Call
-from .stages._compose import build_chain
+from .stages._compose import build_chain, wrap_chain
 
 if TYPE_CHECKING:
     import ssl
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._batch import ChatOptions
+    from ._routes import Budget, Route
     from ._settings import ClientConfig
     from ._stream import ChatStream
     from ._structured import OutputSpec
@@ -109,6 +110,8 @@ class AsyncClient:
         prices: Prices | None = None,
         verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
         api: Literal["chat", "responses"] | None = None,
+        fallbacks: Sequence[Route] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -128,6 +131,8 @@ class AsyncClient:
                     headers=headers,
                     prices=prices,
                     verify=verify,
+                    fallbacks=fallbacks,
+                    budget=budget,
                 ),
                 api,
             ),
@@ -178,7 +183,16 @@ class AsyncClient:
         self.base_url = config.base_url
         self._headers = dict(config.headers)  # lowercase names: a caller's replace ours
         self._base = config.base_url.rstrip("/") + "/"
-        self._usage = UsageTotals(config.prices)
+        self._route_clients = [
+            AsyncClient(route.provider, model=route.model, **route.options)
+            for route in config.fallbacks
+        ]
+        prices: dict[str, Any] = {}
+        for route_client in self._route_clients:  # each route's own prices count here too
+            prices.update(route_client._config.prices)
+        self._usage = UsageTotals({**prices, **config.prices})
+        for route_client in self._route_clients:  # one price table for every route's totals
+            route_client._usage.table = self._usage.table
         self._mask = KeyMask(*config.secrets)  # the key, credential headers, URL password
         if http_client is not None and config.sources.get("verify") == "argument":
             raise ConfigError(
@@ -192,6 +206,7 @@ class AsyncClient:
             mask=self._mask,
             verify=config.verify,
         )
+        self._routes: list[Any] = []  # RouteEntry, with fallbacks
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
@@ -202,14 +217,46 @@ class AsyncClient:
         self._retry_overrides: dict[int, RetryPolicy] = {}
 
     def _build_chain(self, observer: AttemptObserver | None = None) -> Stage:
-        return build_chain(
+        config = self._config
+        # With fallbacks the primary is one route among others, with totals of its own;
+        # `self._usage` then sums every route's replies.
+        usage = (
+            UsageTotals(config.prices, table=self._usage.table) if config.fallbacks else self._usage
+        )
+        chain = build_chain(
             self._sender,
             provider=self.provider,
             mask=self._mask,
-            usage=self._usage,
+            usage=usage,
             max_concurrency=self.max_concurrency,
-            rate_limit=self._config.rate_limit,
+            rate_limit=config.rate_limit,
             observer=observer,
+        )
+        if not config.fallbacks and config.budget is None:
+            return chain
+        routes = None
+        if config.fallbacks:
+            from .stages._fallback import RouteEntry
+
+            labels: list[str] = []
+            routes = []
+            for client, primary in [(self, True)] + [(c, False) for c in self._route_clients]:
+                label = f"{client.provider.name}:{client.model or '(asked model)'}"
+                if label in labels:  # the same provider and model twice (two keys, two URLs)
+                    label += f"#{labels.count(label) + 1}"
+                labels.append(label)
+                routes.append(
+                    RouteEntry(
+                        client,
+                        label,
+                        chain=chain if primary else client._chain,
+                        usage=usage if primary else client._usage,
+                        primary=primary,
+                    )
+                )
+        self._routes = routes or []
+        return wrap_chain(
+            chain, usage=self._usage, table=self._usage.table, routes=routes, budget=config.budget
         )
 
     def _observe_attempts(self, observer: AttemptObserver) -> None:
@@ -252,6 +299,8 @@ class AsyncClient:
         self._closed = True
         with anyio.CancelScope(shield=True):
             await self._sender.aclose()
+            for route_client in self._route_clients:
+                await route_client.aclose()
 
     def _check(self) -> None:
         if self._closed:
@@ -267,8 +316,18 @@ class AsyncClient:
 
     @property
     def usage(self) -> UsageTotals:
-        """Running totals: requests, failures, retries, tokens, and cost by model."""
+        """Running totals: requests, failures, retries, tokens, and cost by model (every
+        route's replies, with `fallbacks`; see `route_usage` for each route's own)."""
         return self._usage
+
+    @property
+    def route_usage(self) -> dict[str, UsageTotals]:
+        """Each route's own totals, by route (``"provider:model"``), the primary first; for a
+        client without `fallbacks`, its one route's are `usage`."""
+        routes = self._routes
+        if not routes:
+            return {f"{self.provider.name}:{self.model or '(asked model)'}": self._usage}
+        return {route.label: route.usage for route in routes}
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -367,7 +426,7 @@ class AsyncClient:
         if self._config.rate_limit is not None:  # only the rate limiter reads the estimate
             estimated = estimate_tokens(request.messages, C.CHARS_PER_TOKEN_ESTIMATE)
             estimated += params.get("max_tokens", 0) * params.get("n", 1)  # per choice
-        return self._call(
+        call = self._call(
             p.adapter.build_chat(p, request),
             parse=self._parse_chat,
             timeout=timeout,
@@ -378,6 +437,8 @@ class AsyncClient:
             stream=stream,
             new_parser=partial(p.adapter.new_stream_parser, p, request) if stream else None,
         )
+        call.request = request  # a fallback route rebuilds the call from it; a budget reads it
+        return call
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -439,7 +500,7 @@ class AsyncClient:
             output=output,
         )
         reply: ChatResponse = (await self._chain.send(call)).value
-        self._usage.record(reply.model or call.model, reply.usage)
+        self._usage.record(reply.model, reply.usage, call.model)
         if output is not None:
             from ._structured import finish_reply
 
@@ -543,6 +604,9 @@ class AsyncClient:
 
         With `return_exceptions=True` a failed prompt's slot holds its typed error, so there is
         exactly one outcome per input. Otherwise the first error cancels the rest and is raised.
+        A client's `budget` that refuses a call stops the sending: every prompt not sent gets
+        that `BudgetExceededError` as its outcome, calls in flight finish; without
+        `return_exceptions` the error is raised with `.results` (one outcome per input).
         """
         from ._batch import check_options, check_prompts, run_batch
 
@@ -615,7 +679,7 @@ class AsyncClient:
             model=chosen,
         )
         result: EmbeddingResponse = (await self._chain.send(call)).value
-        self._usage.record(result.model or chosen, result.usage)
+        self._usage.record(result.model, result.usage, chosen)
         return result
 
     async def models(self, *, timeout: Timeout | float | None = None) -> list[ModelInfo]:

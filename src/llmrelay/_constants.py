@@ -58,3 +58,16 @@ RATE_LIMIT_BURST_SECONDS = 1.0
 # An unknown provider name is answered with "did you mean ...?" for the known name whose
 # difflib similarity ratio is at least this ("opnai" → "openai" is 0.91; "foo" suggests nothing).
 PROVIDER_SUGGEST_CUTOFF = 0.6
+
+# Fallback routes: a route that failed this many calls in a row (after its own retries) is
+# skipped for BREAKER_COOLDOWN seconds, then one call tries it again.
+BREAKER_FAILURES = 3
+BREAKER_COOLDOWN = 30.0
+# Statuses after which a call moves on to the next route (with connection errors and
+# timeouts): the provider's trouble, not the request's. 400/401/403/404/422 are the caller's.
+FALLBACK_STATUS_CODES = frozenset({408, 429})  # and every 5xx (529 included)
+
+# Budgets: a call's estimate before it is sent is its prompt (characters / CHARS_PER_TOKEN_ESTIMATE)
+# plus max_tokens x n completion tokens; a call without max_tokens is estimated at
+# BUDGET_DEFAULT_COMPLETION_TOKENS completion tokens.
+BUDGET_DEFAULT_COMPLETION_TOKENS = 256

@@ -14,7 +14,10 @@
     │   └──                     └── OverloadedError 529 / "overloaded"
     ├── ResponseError               a 2xx body we cannot understand
     │   └── OutputValidationError   structured output that is not JSON or misses its schema
-    └── StreamError                 an error inside a stream, or a stream cut short
+    ├── StreamError                 an error inside a stream, or a stream cut short
+    ├── BudgetExceededError         a call would pass the client's budget (nothing was sent)
+    └── AllRoutesFailedError        every fallback route failed; also an instance of the last
+                                    route's error class (`except RateLimitError` still works)
 
 Messages name the provider, the status and the provider's own message; they never hold a key.
 """
@@ -28,8 +31,10 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AllRoutesFailedError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ClientStateError",
     "ConfigError",
     "ConflictError",
@@ -197,6 +202,46 @@ class StreamError(LLMError):
         self.retryable = retryable
         self.provider = provider
         self.request_id = request_id
+
+
+class BudgetExceededError(LLMError):
+    """The call would take the client past its `Budget`; it was not sent.
+
+    `spent_usd` / `spent_tokens` are what the client had spent (replies received), `estimate_usd`
+    / `estimate_tokens` the call's estimate, `limit` names the bound that stopped it
+    (``"max_cost_usd"`` or ``"max_tokens"``). A `batch()` that meets it stops sending: every
+    prompt not sent gets this error as its outcome; `results` (when raised from `batch()`
+    without ``return_exceptions``) holds one outcome per input.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str = "",
+        spent_usd: float | None = None,
+        spent_tokens: int = 0,
+        estimate_usd: float | None = None,
+        estimate_tokens: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.spent_usd = spent_usd
+        self.spent_tokens = spent_tokens
+        self.estimate_usd = estimate_usd
+        self.estimate_tokens = estimate_tokens
+        self.results: list[Any] | None = None
+
+
+class AllRoutesFailedError(LLMError):
+    """Every route of a client with `fallbacks` failed (or a later route failed with an error
+    a fallback cannot cure). The error raised is also an instance of the last route's error
+    class, with its attributes (`status_code`, `retry_after`...), so ``except RateLimitError``
+    and ``except APIConnectionError`` keep working; `errors` lists ``(route, error)`` for every
+    route tried, in order, and `__cause__` is the last route's error.
+    """
+
+    errors: list[tuple[str, LLMError]]
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -39,6 +39,7 @@ from .providers import Provider, get_provider
 
 if TYPE_CHECKING:
     from ._profiles import Profile
+    from ._routes import Budget, Route
 
 PROVIDER_ENV = "LLMRELAY_PROVIDER"
 MODEL_ENV = "LLMRELAY_MODEL"
@@ -98,6 +99,8 @@ class ClientConfig:
     prices: Prices
     proxy: bool = False
     verify: Verify = True
+    fallbacks: tuple[Route, ...] = ()
+    budget: Budget | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -149,6 +152,8 @@ def resolve_config(
     headers: Mapping[str, str] | None = None,
     prices: Prices | None = None,
     verify: Verify | str | os.PathLike[str] | None = None,
+    fallbacks: Sequence[Route] | None = None,
+    budget: Budget | None = None,
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     llmrelay_vars: bool = False,
@@ -219,6 +224,8 @@ def resolve_config(
         prices=MappingProxyType(all_prices),
         proxy=not own_transport and proxy_applies(env, url),
         verify=trust,
+        fallbacks=_fallbacks(fallbacks),
+        budget=_budget(budget),
         sources=MappingProxyType(r.sources),
     )
 
@@ -543,25 +550,72 @@ def header_value_problem(value: str) -> str | None:
     return None
 
 
-def _prices(value: Any, place: Place) -> dict[str, tuple[float, float]]:
+def _prices(value: Any, place: Place) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         example = "" if place.is_argument else ', e.g. { "gpt-4o-mini" = [0.15, 0.60] }'
         raise place.bad(
             f"a table of model names to [prompt, completion] prices per million tokens{example}",
             value,
         )
-    checked: dict[str, tuple[float, float]] = {}
+    checked: dict[str, Any] = {}
     for model, price in value.items():
-        if not (
-            isinstance(price, list | tuple)
-            and len(price) == 2
-            and all(_is_number(p) and p >= 0 for p in price)
-        ):
-            raise place.item(model).bad(
-                "[prompt, completion] prices per million tokens (two numbers >= 0)", price
-            )
-        checked[model] = (float(price[0]), float(price[1]))
+        checked[model] = _price(price, place.item(model))
     return checked
+
+
+PRICE_KEYS = ("input", "output", "cached_input", "cache_write")
+
+
+def _price(price: Any, place: Place) -> Any:
+    """[input, output], a `Price`, or a table {input, output, cached_input, cache_write}."""
+    from ._prices import Price
+
+    if isinstance(price, Price):
+        price = {k: getattr(price, k) for k in PRICE_KEYS if getattr(price, k) is not None}
+    if isinstance(price, Mapping):
+        unknown = sorted(set(price) - set(PRICE_KEYS))
+        numbers = list(price.values())
+        if (
+            unknown
+            or not {"input", "output"} <= set(price)
+            or not all(_is_number(p) and p >= 0 for p in numbers)
+        ):
+            raise place.bad(
+                "a table {input, output, cached_input, cache_write} of prices per million "
+                "tokens (input and output required, numbers >= 0)",
+                price,
+            )
+        return Price(**{k: float(v) for k, v in price.items()})
+    if not (
+        isinstance(price, list | tuple)
+        and len(price) == 2
+        and all(_is_number(p) and p >= 0 for p in price)
+    ):
+        raise place.bad("[prompt, completion] prices per million tokens (two numbers >= 0)", price)
+    return (float(price[0]), float(price[1]))
+
+
+def _fallbacks(value: Any) -> tuple[Route, ...]:
+    if value is None:
+        return ()
+    from ._routes import Route
+
+    if isinstance(value, Route) or not isinstance(value, Sequence) or isinstance(value, str):
+        raise ConfigError(f"fallbacks must be a list of llmrelay.Route, got {value!r}")
+    for item in value:
+        if not isinstance(item, Route):
+            raise ConfigError(f"fallbacks must be a list of llmrelay.Route, got an item {item!r}")
+    return tuple(value)
+
+
+def _budget(value: Any) -> Budget | None:
+    if value is None:
+        return None
+    from ._routes import Budget
+
+    if not isinstance(value, Budget):
+        raise ConfigError(f"budget must be an llmrelay.Budget, got {value!r}")
+    return value
 
 
 def _retry(value: Any, place: Place) -> RetryPolicy:

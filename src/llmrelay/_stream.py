@@ -86,7 +86,7 @@ class _Run:
         call: Call,
         name: str,
         mask: KeyMask,
-        record: Callable[[str | None, Usage | None], None],
+        record: Callable[[str | None, Usage | None, str | None], object],
         callbacks: tuple[Callable[[Any], Any] | None, ...],
     ) -> None:
         self.chain = chain
@@ -128,6 +128,8 @@ class _Run:
             if reply is not None:
                 await reply.aclose()
             return
+        if call.route is not None:  # a fallback route answered
+            self.name = call.route
         self.reply = reply
         head: StreamHead = reply.value
         guard = head.guard
@@ -223,7 +225,7 @@ class _Run:
             if guard is not None:
                 guard.close()
             await reply.aclose(final.usage)  # the slot is free before the callback runs
-            self.record(final.model or call.model, final.usage)
+            self.record(final.model, final.usage, call.model)
             if self.on_complete is not None:
                 await _call(self.on_complete, final)
         finally:
@@ -304,7 +306,7 @@ class ChatStream:
         call: Call,
         provider: str,
         mask: KeyMask,
-        record: Callable[[str | None, Usage | None], None],
+        record: Callable[[str | None, Usage | None, str | None], object],
         on_text: Callable[[str], Any] | None = None,
         on_chunk: Callable[[StreamChunk], Any] | None = None,
         on_complete: Callable[[ChatResponse], Any] | None = None,

@@ -186,6 +186,11 @@ class Client:
         return self._async.usage
 
     @property
+    def route_usage(self) -> dict[str, UsageTotals]:
+        """Each fallback route's own totals (see `AsyncClient.route_usage`)."""
+        return self._async.route_usage
+
+    @property
     def async_client(self) -> AsyncClient:
         """The `AsyncClient` behind this facade (it lives on the facade's own loop thread)."""
         return self._async

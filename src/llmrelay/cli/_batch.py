@@ -28,11 +28,14 @@ from .._exceptions import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BudgetExceededError,
     ConfigError,
     LLMError,
     PermissionDeniedError,
 )
+from .._routes import Budget
 from .._settings import ClientConfig
+from .._usage import format_usd
 from ..stages._base import Call
 from ._batch_io import (
     BatchFileError,
@@ -146,14 +149,23 @@ class _Job:
         self.tracker = tracker
         self.token = token
         self.fatal: LLMError | None = None
+        # The first call the budget refused: every later one is refused too, and none of
+        # them is written, so that a run with a larger budget sends them.
+        self.over_budget: BudgetExceededError | None = None
 
     async def run(
         self, items: list[BatchItem], writer: ResultWriter, stats: BatchStats, bar: ProgressView
     ) -> None:
         async def work(index: int) -> bool:
+            if self.over_budget is not None:  # stop submitting; calls in flight finish
+                stats.unsent += 1
+                return True
             record = await self.one(items[index])
             if record is None:
                 return False  # stops the whole run
+            if record is _UNSENT:
+                stats.unsent += 1
+                return True
             writer.write(record)  # no await between the outcome and its flushed line
             stats.add(record)
             bar.advance()
@@ -176,6 +188,11 @@ class _Job:
         except (AuthenticationError, PermissionDeniedError) as exc:
             self.fatal = self.fatal or exc
             return None
+        except BudgetExceededError as exc:
+            self.over_budget = self.over_budget or exc
+            self.tracker.first_sent.pop(key, None)
+            self.tracker.attempts.pop(key, None)
+            return _UNSENT
         except LLMError as exc:
             status = exc.status_code if isinstance(exc, APIStatusError) else None
             record.update(
@@ -204,6 +221,9 @@ class _Job:
         )
         record["attempts"] = self.tracker.attempts.pop(key, 0)
         return record
+
+
+_UNSENT: dict[str, Any] = {}  # the record of a prompt the budget kept from being sent
 
 
 def parse_prices(
@@ -253,6 +273,14 @@ def parse_prices(
     help="A model's prices per million tokens, prompt and completion, for the cost in the "
     "summary (repeatable). The model is the one the server names in its replies.",
 )
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Spend at most this many US dollars in this run: a prompt whose estimate would pass "
+    "it is not sent (nor any after it); run again with a larger --max-cost to send the rest. "
+    "Models are priced from the bundled table and --price.",
+)
 @click.option("--retry-failed", is_flag=True, help="Remove failed results and send them again.")
 @click.option("--no-progress", is_flag=True, help="No live progress bar.")
 @shared_options
@@ -265,6 +293,7 @@ def batch(
     rpm: float | None,
     tpm: float | None,
     prices: dict[str, tuple[float, float]],
+    max_cost: float | None,
     retry_failed: bool,
     no_progress: bool,
     **shared: Any,
@@ -301,7 +330,10 @@ def batch(
     pending = [item for item in items if item.key not in existing.done]
     rate = RateLimit(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
     stats = BatchStats(
-        in_file=len(items), already_done=len(items) - len(pending), to_send=len(pending)
+        in_file=len(items),
+        already_done=len(items) - len(pending),
+        to_send=len(pending),
+        max_cost=max_cost,
     )
     if not pending:
         console.print(f"nothing to send: all {len(items)} prompts have results in {shown}")
@@ -311,7 +343,8 @@ def batch(
                 f"{stats.already_done} of {len(items)} prompts have results in {shown} "
                 f"already; sending the other {len(pending)}"
             )
-        config = state.config(rate_limit=rate, prices=prices or None)
+        budget = None if max_cost is None else Budget(max_cost_usd=max_cost)
+        config = state.config(rate_limit=rate, prices=prices or None, budget=budget)
         stopped: CLIError | None = None
         try:
             run(_run, config, pending, output, stats, not no_progress)
@@ -330,6 +363,13 @@ def batch(
                 f"({shown} keeps every finished result)"
             )
             ctx.exit(EXIT_INTERRUPTED)
+        if stats.unsent:
+            console.print(
+                f"[yellow]budget reached[/yellow]: {stats.unsent} prompts were not sent "
+                f"(spent {format_usd(stats.cost or 0.0)} of --max-cost "
+                f"{format_usd(max_cost or 0.0)}); run the same command with a larger "
+                "--max-cost to send them"
+            )
     _check_outcomes(items, output, failed_now=stats.failed)
 
 

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from .._client import AsyncClient
 from .._config import RetryPolicy, Timeout
+from .._prices import BUNDLED_PRICES
 from .._settings import ClientConfig, resolve_config
 from ._batch import run_job
 from ._batch_io import read_prompts, recorded_outcomes
@@ -37,6 +38,7 @@ from ._render import BatchStats, summary_table
 
 DEMO_FAULTS = ("429;retry-after=0.1", "500", "503", "stall;seconds=2")
 DEMO_KEY = "demo-key-not-a-secret"
+DEMO_PRICED_AS = "gpt-4o-mini"
 # The library's jittered backoff, shortened so that an unlucky prompt (several faults in a row)
 # does not hold the whole demo up; Retry-After is still honoured as sent.
 DEMO_RETRY = RetryPolicy(max_retries=6, backoff_base=0.25, backoff_cap=1.0)
@@ -58,7 +60,9 @@ def demo_config(url: str, concurrency: int, retry: RetryPolicy | None = None) ->
         timeout=Timeout(connect=2.0, read=0.5, total=60.0),
         retry=retry,
         max_concurrency=concurrency,
-        prices={"mock-echo": (0.0, 0.0)},  # the mock is free, and the summary says so
+        # The mock is free: priced as gpt-4o-mini (bundled table), the summary shows what the
+        # same run would cost there.
+        prices={"mock-echo": BUNDLED_PRICES[DEMO_PRICED_AS]},
         environ={},
     )
 
@@ -161,6 +165,11 @@ def demo(
     out.print(
         f"[green]every prompt has an outcome[/green]: {stats.ok} ok, {stats.failed} failed; "
         f"{faults} injected faults met {stats.retries} retries."
+    )
+    price = BUNDLED_PRICES[DEMO_PRICED_AS]
+    out.print(
+        f"[dim]cost: the mock is free; the summary prices its tokens as {DEMO_PRICED_AS} "
+        f"(${price.input:g} in / ${price.output:g} out per million tokens, bundled table)[/dim]"
     )
     out.print(
         "Next: [bold]llmrelay mock serve --fault-rate 0.1 --seed 7[/bold] in one terminal, "

@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._usage import UsageTotals
+from .._usage import UsageTotals, format_usd
 
 
 @dataclass(slots=True)
@@ -44,6 +44,8 @@ class BatchStats:
     completion_tokens: int = 0
     cost: float | None = None
     unpriced: list[str] = field(default_factory=list)  # models used that have no price
+    max_cost: float | None = None  # --max-cost
+    unsent: int = 0  # prompts not sent: the budget would have been passed
     statuses: Counter[int] = field(default_factory=Counter)
     # attempts without a complete answer, by kind: "timeout", "connection error"
     transport_failures: Counter[str] = field(default_factory=Counter)
@@ -68,8 +70,7 @@ class BatchStats:
         self.prompt_tokens = usage.prompt_tokens
         self.completion_tokens = usage.completion_tokens
         self.cost = usage.cost
-        if usage.prices:  # no prices given at all: no cost row, no complaint
-            self.unpriced = sorted(m for m, t in usage.by_model.items() if t.cost is None)
+        self.unpriced = usage.unpriced
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:
@@ -160,15 +161,21 @@ def summary_table(stats: BatchStats, results: Path | None) -> Table:
         "tokens",
         f"{total:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion)",
     )
+    hint = " (--price MODEL=PROMPT,COMPLETION)"
     if stats.cost is not None:
-        # Small sums keep their leading digits: a few cheap prompts are not "0.0000".
-        cost = f"{stats.cost:.6f}" if 0 < stats.cost < 0.01 else f"{stats.cost:,.4f}"
-        table.add_row("cost", cost)
+        cost = format_usd(stats.cost)
+        if stats.unpriced:
+            cost += f" + unknown for {', '.join(stats.unpriced)}{hint}"
+        table.add_row("cost", escape(cost))
     elif stats.unpriced:
         models = ", ".join(stats.unpriced)
-        table.add_row(
-            "cost", escape(f"unknown: no price for {models} (--price MODEL=PROMPT,COMPLETION)")
-        )
+        table.add_row("cost", escape(f"unknown: no price for {models}{hint}"))
+    if stats.max_cost is not None:
+        spent = format_usd(stats.cost or 0.0)
+        line = f"{spent} spent of {format_usd(stats.max_cost)}"
+        if stats.unsent:
+            line += f"; [yellow]{stats.unsent} prompts not sent[/yellow] (the budget would pass)"
+        table.add_row("budget", line)
     rate = (
         f" ({stats.done / stats.elapsed:,.0f} prompts/s)"
         if stats.elapsed > 0 and stats.done

@@ -50,8 +50,10 @@ class Call:
         "new_parser",
         "params",
         "parse",
+        "request",
         "request_id",
         "retry",
+        "route",
         "stream",
         "timeout",
         "url",
@@ -92,6 +94,10 @@ class Call:
         # (not from its status): the stream reports those as a `StreamError`.
         self.body_error: LLMError | None = None
         self.request_id: str | None = None  # the last attempt's, once a response arrived
+        # The provider-neutral request (a chat's), from which a fallback route rebuilds the
+        # call in its own wire format; and the provider that answered, once a route did.
+        self.request: Any = None
+        self.route: str | None = None
 
     def __repr__(self) -> str:
         path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]

@@ -3,7 +3,15 @@
     retry → concurrency slot → rate limit (when configured) → reply opener
           → attempt observer (when one is given) → sender
 
-Later stages (hooks, budget, fallback, shared limits) are added here, and nowhere else.
+Above a client's chain, `wrap_chain` adds (each only when configured), outermost first:
+
+    budget → fallback → [one chain as above per route: the primary's, then each fallback's]
+
+The fallback stage sits above whole per-route chains rather than inside one: every route is a
+client of its own (key, base URL, retries, slots, rate limit), and a call changes wire format
+when it changes route, so the retry stage and everything below it belong to the route.
+
+Later stages (hooks, shared limits) are added here, and nowhere else.
 """
 
 from __future__ import annotations
@@ -19,9 +27,12 @@ from ._slot import ConcurrencySlot
 if TYPE_CHECKING:
     from .._config import RateLimit
     from .._keymask import KeyMask
+    from .._prices import PriceTable
+    from .._routes import Budget
     from .._usage import UsageTotals
     from ..providers._base import Provider
     from ._base import Stage
+    from ._fallback import RouteEntry
 
 
 def build_chain(
@@ -42,3 +53,25 @@ def build_chain(
         stage = RateLimitStage(stage, limit=rate_limit)
     stage = ConcurrencySlot(stage, limit=max_concurrency)
     return RetryStage(stage, usage=usage, provider=provider.name)
+
+
+def wrap_chain(
+    chain: Stage,
+    *,
+    usage: UsageTotals,
+    table: PriceTable,
+    routes: list[RouteEntry] | None = None,
+    budget: Budget | None = None,
+) -> Stage:
+    """The stages above the per-route chains: fallback (over `routes`, the primary's `chain`
+    first), then budget outermost."""
+    stage = chain
+    if routes:
+        from ._fallback import FallbackStage
+
+        stage = FallbackStage(routes, usage=usage)
+    if budget is not None:
+        from ._budget import BudgetStage
+
+        stage = BudgetStage(stage, budget=budget, table=table)
+    return stage
