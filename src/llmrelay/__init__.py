@@ -13,13 +13,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from ._client import AsyncClient
-from ._config import RateLimit, RetryPolicy, Timeout
+from ._config import CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    CircuitOpenError,
     ClientStateError,
     ConfigError,
     ConflictError,
@@ -28,6 +29,7 @@ from ._exceptions import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    RateLimitBackendError,
     RateLimitError,
     ResponseError,
     StreamError,
@@ -98,6 +100,8 @@ __all__ = [
     "ChatResponse",
     "ChatStream",
     "Choice",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Client",
     "ClientStateError",
     "ConfigError",
@@ -119,6 +123,7 @@ __all__ = [
     "PermissionDeniedError",
     "Provider",
     "RateLimit",
+    "RateLimitBackendError",
     "RateLimitError",
     "ReasoningBlock",
     "ReasoningBlockDict",

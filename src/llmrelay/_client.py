@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from functools import partial
 from types import TracebackType
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import _constants as C
-from ._config import RateLimit, RetryPolicy, Timeout
+from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
 from ._keymask import KeyMask
 from ._request import (
@@ -31,6 +31,7 @@ from ._usage import Prices, UsageTotals
 from .providers import Provider
 from .senders._httpx import build_sender
 from .stages._base import Call
+from .stages._breaker import Breaker
 from .stages._compose import build_chain
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
         verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
+        circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -111,6 +113,7 @@ class AsyncClient:
                 headers=headers,
                 prices=prices,
                 verify=verify,
+                circuit_breaker=circuit_breaker,
             ),
             http_client,
         )
@@ -170,6 +173,12 @@ class AsyncClient:
             mask=self._mask,
             verify=config.verify,
         )
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.breaker = (  # fallbacks may skip a client whose breaker is open (`breaker.is_open`)
+            None
+            if config.circuit_breaker is None
+            else Breaker(config.circuit_breaker, provider=p.name)
+        )
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
@@ -188,6 +197,8 @@ class AsyncClient:
             max_concurrency=self.max_concurrency,
             rate_limit=self._config.rate_limit,
             observer=observer,
+            breaker=self.breaker,
+            closers=self._closers,
         )
 
     def _observe_attempts(self, observer: AttemptObserver) -> None:
@@ -229,6 +240,8 @@ class AsyncClient:
             )
         self._closed = True
         with anyio.CancelScope(shield=True):
+            for close in self._closers:
+                await close()
             await self._sender.aclose()
 
     def _check(self) -> None:

@@ -6,13 +6,15 @@
     ├── ConfigError                 bad arguments, missing key, unknown provider (nothing was sent)
     ├── ClientStateError            a closed client, or one used from another event loop
     ├── APIConnectionError          could not connect, or the connection dropped before a response
-    │   └── APITimeoutError
+    │   ├── APITimeoutError
+    │   └── CircuitOpenError        the server is down: failing fast for a cool-down
     ├── APIStatusError              the server answered with an error status
     │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
     │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
     │   ├── RateLimitError 429, InternalServerError 5xx
     │   └──                     └── OverloadedError 529 / "overloaded"
     ├── ResponseError               a 2xx body we cannot understand
+    ├── RateLimitBackendError       the shared rate limit's Redis cannot be reached or failed
     └── StreamError                 an error inside a stream, or a stream cut short
 
 Messages name the provider, the status and the provider's own message; they never hold a key.
@@ -29,6 +31,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CircuitOpenError",
     "ClientStateError",
     "ConfigError",
     "ConflictError",
@@ -37,6 +40,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "RateLimitBackendError",
     "RateLimitError",
     "ResponseError",
     "StreamError",
@@ -70,6 +74,21 @@ class APIConnectionError(LLMError):
 
 class APITimeoutError(APIConnectionError):
     """A connect, read or total deadline ran out."""
+
+
+class CircuitOpenError(APIConnectionError):
+    """The circuit breaker is open: recent attempts could not connect or got 5xx in a row, so
+    this call failed at once without being sent. `.retry_in` is the time (seconds) until a
+    probe call is let through; the failure that opened the circuit is `__cause__`."""
+
+    def __init__(self, message: str, *, provider: str | None = None, retry_in: float) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_in = retry_in
+
+
+class RateLimitBackendError(LLMError):
+    """The Redis behind a shared `RateLimit` could not be reached, timed out or failed; nothing
+    was sent (see `RateLimit(on_redis_error="local")` for a local fallback instead)."""
 
 
 class APIStatusError(LLMError):

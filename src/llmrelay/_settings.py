@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import _constants as C
-from ._config import RateLimit, RetryPolicy, Timeout
+from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ConfigError
 from ._usage import Prices
 from .providers import Provider, get_provider
@@ -99,6 +99,7 @@ class ClientConfig:
     proxy: bool = False
     verify: Verify = True
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -152,6 +153,7 @@ def resolve_config(
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     llmrelay_vars: bool = False,
+    circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER,
 ) -> ClientConfig:
     """Resolve and check every setting; `None` means "not given" for each argument.
 
@@ -175,6 +177,17 @@ def resolve_config(
         r.sources["retry"] = r.sources.pop("max_retries")
     concurrency = r.setting("max_concurrency", max_concurrency, default=C.DEFAULT_MAX_CONCURRENCY)
     limit = r.setting("rate_limit", rate_limit)
+    if limit is not None and limit.shared:
+        import importlib.util
+
+        if importlib.util.find_spec("redis") is None:
+            from ._shared_limits import redis_missing
+
+            raise ConfigError(redis_missing())
+    if circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreaker):
+        raise ConfigError(
+            f"circuit_breaker must be a CircuitBreaker or None, got {circuit_breaker!r}"
+        )
     user_headers = r.merged("headers", headers)
     all_prices = r.merged("prices", prices)
     key = r.setting("api_key", api_key, p.api_key_env)
@@ -220,6 +233,7 @@ def resolve_config(
         proxy=not own_transport and proxy_applies(env, url),
         verify=trust,
         sources=MappingProxyType(r.sources),
+        circuit_breaker=circuit_breaker,
     )
 
 
@@ -484,7 +498,11 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
     if isinstance(value, RateLimit):
         return value
     if isinstance(value, Mapping):
-        return RateLimit(**_table(value, RATE_KEYS, place, "a positive number"))
+        numbers = _table(value, RATE_KEYS, place, "a positive number")
+        return RateLimit(
+            requests_per_minute=numbers.get("requests_per_minute"),
+            tokens_per_minute=numbers.get("tokens_per_minute"),
+        )
     raise place.bad(
         "a RateLimit" if place.is_argument else "a table {requests_per_minute, tokens_per_minute}",
         value,
