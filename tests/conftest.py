@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from _redis import redis_server  # noqa: F401 - a real redis-server on a loopback port
+
 
 @pytest.fixture
 def anyio_backend() -> str:

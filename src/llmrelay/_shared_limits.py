@@ -58,8 +58,8 @@ if take == 1 then
     if tk < need then wait = math.max(wait, (need - tk) / tr * 1000) end
   end
   if wait <= 0 then
-    r = r - 1
-    tk = tk - want
+    if rc > 0 then r = r - 1 end
+    if tc > 0 then tk = tk - want end
   end
 end
 local ttl = math.max(0, hold_until - now)
@@ -205,8 +205,8 @@ def _connect(url: str) -> Any:
         ) from None
     try:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
     except ImportError:  # pragma: no cover - checked when the client is built
         raise ConfigError(redis_missing()) from None
     return Redis.from_url(
