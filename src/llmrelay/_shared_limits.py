@@ -149,6 +149,8 @@ class SharedRateLimiter:
         self._hold_until = max(self._hold_until, self._clock() + seconds)
         if self._fallback is not None:
             await self._fallback.hold(seconds)
+        if self._local_until is not None and self._clock() < self._local_until:
+            return  # on the fallback: Redis is asked again when the fallback time is over
         # On failure it stays pending: the next acquire carries it, or reports Redis's failure.
         with contextlib.suppress(RateLimitBackendError):
             await self._run(take=False, tokens=0)
