@@ -241,3 +241,81 @@ async def test_a_429_retry_after_holds_every_other_call_as_well() -> None:
             await client.chat("Hello")
         await client.chat("Hello")  # another call: held until the 429's Retry-After
     assert server.times == pytest.approx([0.0, 5.0])
+
+
+# -- adaptive concurrency (AIMD) --------------------------------------------------------------
+
+
+class Narrow:
+    """A server that takes `capacity` requests at once (each for 1 s) and answers 429 (no
+    Retry-After) beyond that; it records the most it ever had in flight."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_flight = 0
+        self.rejected = 0
+        self.served = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.in_flight >= self.capacity:
+            self.rejected += 1
+            return httpx.Response(429, json={"error": {"message": "too many at once"}})
+        self.in_flight += 1
+        try:
+            await anyio.sleep(1.0)
+        finally:
+            self.in_flight -= 1
+        self.served += 1
+        return httpx.Response(200, json=OK_BODY)
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+async def test_adaptive_concurrency_finds_what_the_server_takes(adaptive: bool) -> None:
+    server = Narrow(capacity=4)
+    limit = RateLimit(adaptive_concurrency=adaptive)
+    retry = llmrelay.RetryPolicy(max_retries=20, backoff_base=0.5, backoff_cap=2.0)
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(server)) as http,
+        llmrelay.AsyncClient(
+            provider="openai",
+            api_key="sk-test",
+            model="m",
+            http_client=http,
+            rate_limit=limit,
+            max_concurrency=16,
+            retry=retry,
+        ) as client,
+    ):
+        replies = await client.batch([f"prompt {i}" for i in range(60)])
+    assert len(replies) == server.served == 60
+    print(f"adaptive={adaptive}: {server.rejected} requests refused with 429")
+    if adaptive:
+        # Halved on the first burst of 429s (16 → 8 → 4), then it stays near what fits.
+        assert server.rejected <= 40
+    else:
+        assert server.rejected > 100  # 16 at a time against room for 4, again and again
+
+
+def test_adaptive_concurrency_must_be_a_bool() -> None:
+    with pytest.raises(llmrelay.ConfigError, match="adaptive_concurrency must be a bool"):
+        RateLimit(adaptive_concurrency="yes")  # type: ignore[arg-type]
+
+
+async def test_a_waiter_cancelled_while_waiting_for_room_leaves_none_taken() -> None:
+    from llmrelay._aimd import AdaptiveConcurrency
+
+    gate = AdaptiveConcurrency(4)
+    windows = [await gate.acquire() for _ in range(4)]
+    gate.overloaded(windows[0])  # 4 → 2 (the others of that window do not count again)
+    gate.overloaded(windows[1])
+    assert (gate.limit, gate.in_flight) == (2.0, 4)
+    for _ in range(3):
+        gate.release()
+    assert gate.in_flight == 1
+    await gate.acquire()  # room for a second
+    with anyio.move_on_after(1):
+        await gate.acquire()  # no room for a third: cancelled while waiting
+    gate.release()
+    gate.release()
+    assert gate.in_flight == 0
+    assert [await gate.acquire() for _ in range(2)] == [1, 1]  # both there at once

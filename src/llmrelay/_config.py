@@ -95,6 +95,9 @@ class RateLimit:
     If Redis cannot be reached, a call fails with `RateLimitBackendError`; with
     ``on_redis_error="local"`` each process keeps to these budgets on its own instead (so N
     processes may send up to N times the budget) and asks Redis again a few seconds later.
+
+    `adaptive_concurrency=True` also finds how many calls may be in flight, AIMD-style: a 429
+    or 529 halves it, successes raise it again, up to the client's `max_concurrency`.
     """
 
     requests_per_minute: float | None = None
@@ -103,6 +106,7 @@ class RateLimit:
     key: str | None = None
     on_redis_error: Literal["raise", "local"] = "raise"
     follow_server: bool = True
+    adaptive_concurrency: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("RateLimit.requests_per_minute", self.requests_per_minute)
@@ -111,8 +115,9 @@ class RateLimit:
             raise ConfigError(
                 f"RateLimit.on_redis_error must be 'raise' or 'local', got {self.on_redis_error!r}"
             )
-        if not isinstance(self.follow_server, bool):
-            raise ConfigError(f"RateLimit.follow_server must be a bool, got {self.follow_server!r}")
+        for name in ("follow_server", "adaptive_concurrency"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"RateLimit.{name} must be a bool, got {getattr(self, name)!r}")
         if self.redis_url is None:
             if self.key is not None:
                 raise ConfigError("RateLimit.key names a shared budget: give redis_url= too")
@@ -137,6 +142,8 @@ class RateLimit:
             parts.append(f"on_redis_error={self.on_redis_error!r}")
         if not self.follow_server:
             parts.append("follow_server=False")
+        if self.adaptive_concurrency:
+            parts.append("adaptive_concurrency=True")
         return f"RateLimit({', '.join(parts)})"
 
     @property

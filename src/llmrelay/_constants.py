@@ -84,3 +84,8 @@ SERVER_WAIT_CAP = 3600.0
 # many seconds; then one call is let through as a probe (its success closes the circuit).
 BREAKER_FAILURES = 5
 BREAKER_COOLDOWN_SECONDS = 5.0
+
+# Adaptive concurrency (`RateLimit(adaptive_concurrency=True)`), AIMD as TCP does it: a 429 or
+# 529 multiplies the calls allowed in flight by this (once per window: the rejections of calls
+# sent before the last decrease do not count again); each success adds 1/limit.
+AIMD_DECREASE_FACTOR = 0.5

@@ -46,7 +46,7 @@ def build_chain(
         stage = ObserveStage(stage, observer=observer)
     stage = ReplyOpener(stage, provider=provider, mask=mask)
     if rate_limit is not None:
-        stage = limiter = RateLimitStage(stage, limit=rate_limit)
+        stage = limiter = RateLimitStage(stage, limit=rate_limit, max_concurrency=max_concurrency)
         if closers is not None:
             closers.append(limiter.aclose)
     stage = ConcurrencySlot(stage, limit=max_concurrency)

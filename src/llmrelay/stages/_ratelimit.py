@@ -4,7 +4,8 @@ token estimate with the count the reply reports (the estimate was a guess from t
 With `RateLimit.follow_server`, every reply (and every error status) is read for what the server
 says of its own budget (`_server_limits.server_wait`): a spent budget, or a 429's
 ``Retry-After``, holds every later request of this limiter (of every worker, for a shared one)
-until the announced reset. The budgets live in this process (`_limits.RateLimiter`) or in Redis
+until the announced reset. With `RateLimit.adaptive_concurrency`, an AIMD gate (`_aimd.py`)
+also bounds the calls in flight. The budgets live in this process (`_limits.RateLimiter`) or in Redis
 (`_shared_limits.SharedRateLimiter`, `RateLimit(redis_url=...)`).
 """
 
@@ -16,12 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from .._exceptions import APIStatusError
+from .._exceptions import APIStatusError, OverloadedError
 from .._limits import RateLimiter
 from .._server_limits import server_wait
 from ._base import Call, Reply, Stage
 
 if TYPE_CHECKING:
+    from .._aimd import AdaptiveConcurrency
     from .._config import RateLimit
     from .._shared_limits import SharedRateLimiter
 
@@ -33,9 +35,14 @@ class Limiter(Protocol):
 
 
 class RateLimitStage:
-    def __init__(self, inner: Stage, *, limit: RateLimit) -> None:
+    def __init__(self, inner: Stage, *, limit: RateLimit, max_concurrency: int = 1) -> None:
         self._inner = inner
         self._follow = limit.follow_server
+        self.gate: AdaptiveConcurrency | None = None
+        if limit.adaptive_concurrency:
+            from .._aimd import AdaptiveConcurrency
+
+            self.gate = AdaptiveConcurrency(max_concurrency)
         self.limiter: Limiter
         self._shared: SharedRateLimiter | None = None
         if limit.shared:
@@ -48,6 +55,25 @@ class RateLimitStage:
             self.limiter = RateLimiter(limit, clock=anyio.current_time, sleep=anyio.sleep)
 
     async def send(self, call: Call) -> Reply:
+        gate = self.gate
+        if gate is None:
+            return await self._send(call)
+        window = await gate.acquire()
+        try:
+            reply = await self._send(call)
+        except APIStatusError as error:
+            gate.release()
+            if error.status_code in (429, 529) or isinstance(error, OverloadedError):
+                gate.overloaded(window)
+            raise
+        except BaseException:
+            gate.release()
+            raise
+        gate.succeeded()
+        reply.on_finish(lambda usage, error: gate.release())
+        return reply
+
+    async def _send(self, call: Call) -> Reply:
         estimated = call.estimated_tokens
         await self.limiter.acquire(estimated)
         try:
