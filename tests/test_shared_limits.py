@@ -67,6 +67,47 @@ def test_a_missing_redis_package_is_a_config_error_when_the_client_is_built(
         llmrelay.AsyncClient(provider="mock", rate_limit=limit)
 
 
+def profile(tmp_path: Path, table: str) -> Path:
+    (tmp_path / "llmrelay.toml").write_text(
+        f'[profiles.work]\nprovider = "mock"\nrate_limit = {{ {table} }}\n'
+    )
+    return tmp_path
+
+
+def test_a_profile_can_share_its_rate_limit(tmp_path: Path) -> None:
+    from llmrelay._settings import resolve_profile_config
+
+    table = (
+        'requests_per_minute = 600, redis_url = "redis://:hunter2@redis:6379/0", '
+        'key = "openai-prod", on_redis_error = "local", adaptive_concurrency = true'
+    )
+    config = resolve_profile_config("work", cwd=profile(tmp_path, table), environ={})
+    assert config.rate_limit == RateLimit(
+        requests_per_minute=600,
+        redis_url="redis://:hunter2@redis:6379/0",
+        key="openai-prod",
+        on_redis_error="local",
+        adaptive_concurrency=True,
+    )
+    assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("redis_url = 5", r"profiles.work.rate_limit.redis_url: expected a string, got int"),
+        ("follow_server = 1", r"rate_limit.follow_server: expected true or false, got int"),
+        ('key = "k"', r"profiles.work.rate_limit: RateLimit.key names a shared budget"),
+        ("speed = 1", r"rate_limit.speed: unknown key \(allowed: requests_per_minute, "),
+    ],
+)
+def test_bad_shared_settings_in_a_profile(tmp_path: Path, table: str, message: str) -> None:
+    from llmrelay._settings import resolve_profile_config
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_profile_config("work", cwd=profile(tmp_path, table), environ={})
+
+
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_a_shared_limit_on_trio_is_a_config_error() -> None:
     limit = RateLimit(requests_per_minute=60, redis_url="redis://127.0.0.1:1/0", key="k")

@@ -52,6 +52,14 @@ SYSTEM_TRUST: Literal["system"] = "system"
 TRUSTSTORE_HINT = 'verify="system" needs the truststore package: pip install "llmrelay[truststore]"'
 TIMEOUT_KEYS = ("connect", "read", "total")
 RATE_KEYS = ("requests_per_minute", "tokens_per_minute")
+# The other keys of a profile's rate_limit table (a shared limit's Redis, the server-driven parts).
+RATE_OPTIONS: dict[str, type] = {
+    "redis_url": str,
+    "key": str,
+    "on_redis_error": str,
+    "follow_server": bool,
+    "adaptive_concurrency": bool,
+}
 
 # What `ClientConfig.sources` says for a value that no argument, variable or profile gave.
 ARGUMENT = "argument"
@@ -498,11 +506,30 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
     if isinstance(value, RateLimit):
         return value
     if isinstance(value, Mapping):
-        numbers = _table(value, RATE_KEYS, place, "a positive number")
-        return RateLimit(
-            requests_per_minute=numbers.get("requests_per_minute"),
-            tokens_per_minute=numbers.get("tokens_per_minute"),
+        for key in value:
+            if key not in RATE_KEYS and key not in RATE_OPTIONS:
+                raise place.item(key).unknown((*RATE_KEYS, *RATE_OPTIONS))
+        numbers = _table(
+            {k: v for k, v in value.items() if k in RATE_KEYS},
+            RATE_KEYS,
+            place,
+            "a positive number",
         )
+        options: dict[str, Any] = {}
+        for key, kind in RATE_OPTIONS.items():
+            if key in value:
+                if not isinstance(value[key], kind):
+                    expected = "a string" if kind is str else "true or false"
+                    raise place.item(key).bad(expected, value[key], shown=type(value[key]).__name__)
+                options[key] = value[key]
+        try:
+            return RateLimit(
+                requests_per_minute=numbers.get("requests_per_minute"),
+                tokens_per_minute=numbers.get("tokens_per_minute"),
+                **options,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{place.label or place.name}: {exc}") from None
     raise place.bad(
         "a RateLimit" if place.is_argument else "a table {requests_per_minute, tokens_per_minute}",
         value,
