@@ -20,6 +20,7 @@ import pytest
 import llmrelay
 from _redis import RedisServer, free_port
 from llmrelay import ConfigError, RateLimit, RateLimitBackendError
+from llmrelay import _constants as C
 
 WORKER = Path(__file__).parent / "_shared_limit_worker.py"
 SRC = Path(__file__).parent.parent / "src"
@@ -204,6 +205,23 @@ async def test_redis_down_at_start_is_a_quick_typed_error() -> None:
         assert "hunter2" not in str(info.value)
         assert isinstance(info.value, llmrelay.LLMError)
         assert client.usage.requests == 0  # nothing was sent
+
+
+@pytest.mark.slow
+async def test_a_redis_that_never_answers_is_a_typed_error_within_seconds() -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        limit = RateLimit(requests_per_minute=60, redis_url=url, key="silent")
+        async with llmrelay.AsyncClient(provider="mock", rate_limit=limit) as client:
+            started = time.perf_counter()
+            with pytest.raises(RateLimitBackendError, match="Timeout"):
+                await client.chat("Hello")
+            # One command timeout, and one more on a fresh connection: no hang.
+            assert time.perf_counter() - started < 2 * C.REDIS_SOCKET_TIMEOUT + 1.0
 
 
 async def test_redis_down_at_start_with_the_local_fallback_keeps_to_the_limit_locally() -> None:
