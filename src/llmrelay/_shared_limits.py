@@ -189,7 +189,7 @@ class SharedRateLimiter:
             raise RateLimitBackendError(
                 f"shared rate limit {self._hash[len(C.REDIS_KEY_PREFIX) :]!r}: Redis failed "
                 f"({type(exc).__name__}: {_safe(exc)}); nothing was sent"
-            ) from None
+            ) from exc
         self._owed -= owed
         if self._hold_until == hold_until:  # not raised again while Redis was answering
             self._hold_until = 0.0
