@@ -69,26 +69,36 @@ def _spent(raw: str | None) -> bool:
         return False
 
 
+_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+
+
 def server_wait(headers: Mapping[str, str], status: int, now_epoch: float) -> float | None:
     """Seconds to send nothing, from what the server said (`None`: it said nothing of the kind).
 
-    `headers` must be case-insensitive or lower-case (httpx's are). Waits above
-    `SERVER_WAIT_CAP` are not believed.
+    Waits above `SERVER_WAIT_CAP` are not believed.
     """
+    # One pass over the headers (a reply has a dozen or two; most carry none of these).
+    found = {
+        name.lower(): value
+        for name, value in headers.items()
+        if name[:1] in "xXaArR" and name.lower().startswith(_PREFIXES)
+    }
+    if not found:
+        return None
     waits: list[float] = []
     for kind in _OPENAI_KINDS:
-        if _spent(headers.get(f"x-ratelimit-remaining-{kind}")):
-            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}") or "")
+        if _spent(found.get(f"x-ratelimit-remaining-{kind}")):
+            reset = parse_duration(found.get(f"x-ratelimit-reset-{kind}") or "")
             if reset is not None:
                 waits.append(reset)
     for kind in _ANTHROPIC_KINDS:
-        if _spent(headers.get(f"anthropic-ratelimit-{kind}-remaining")):
-            raw = headers.get(f"anthropic-ratelimit-{kind}-reset")
+        if _spent(found.get(f"anthropic-ratelimit-{kind}-remaining")):
+            raw = found.get(f"anthropic-ratelimit-{kind}-reset")
             reset = parse_reset_time(raw, now_epoch) if raw else None
             if reset is not None:
                 waits.append(reset)
     if status == 429:
-        after = parse_retry_after(headers, now_epoch)
+        after = parse_retry_after(found, now_epoch)
         if after is not None:
             waits.append(after)
     believable = [wait for wait in waits if wait <= C.SERVER_WAIT_CAP]
