@@ -131,10 +131,12 @@ class Breaker:
     def failure(self, error: LLMError, call: object = None) -> None:
         """A failed attempt saying the server is down; `call` tells the calls apart."""
         self._last = error
-        if self._probing or self._opened_at is not None:
+        if self._probing:
             self._probing = False
             self._opened_at = self._clock()  # the probe failed: another cool-down
             return
+        if self._opened_at is not None:
+            return  # sent before the circuit opened: the cool-down already runs
         self._failures += 1
         if len(self._failed_calls) < 2:
             self._failed_calls.add(id(call))
