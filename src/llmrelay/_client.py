@@ -72,7 +72,9 @@ class AsyncClient:
 
     The key is read from the preset's env var (e.g. `OPENAI_API_KEY`) when the client is built.
     Every call goes through the same pipeline: at most `max_concurrency` requests in flight, an
-    optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`.
+    optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`. A
+    `circuit_breaker` (on by default; `None` turns it off) makes calls fail fast with
+    `CircuitOpenError` while the server is down; `client.breaker` shows its state.
     TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
     ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
     path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
