@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from _redis import redis_server  # noqa: F401 - a real redis-server on a loopback port
+
 # The `llmrelay_mock` fixture. Installed, llmrelay registers it through its pytest11 entry point
 # (same name, so this does not load it twice); listed here so that a source checkout on
 # PYTHONPATH without the entry point's metadata has it too.

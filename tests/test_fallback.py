@@ -28,7 +28,7 @@ from llmrelay import (
     Route,
     StreamError,
 )
-from llmrelay.stages import _breaker
+from llmrelay.stages import _route_breaker
 
 
 def mock_client(primary_fault: str | None, *routes: Route, **options: Any) -> AsyncClient:
@@ -179,17 +179,17 @@ async def test_a_failing_route_is_skipped_for_a_cool_down_then_tried_again(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(_breaker, "_now", lambda: now[0])
+    monkeypatch.setattr(_route_breaker, "_now", lambda: now[0])
     caplog.set_level(logging.INFO, logger="llmrelay")
     async with mock_client("503", route()) as client:
         primary, fallback = client.route_usage.values()
-        for _ in range(llmrelay._constants.BREAKER_FAILURES):
+        for _ in range(llmrelay._constants.ROUTE_BREAKER_FAILURES):
             await client.chat("hello")
         assert primary.failures == 3
         await client.chat("hello")  # the primary is cooling down: not tried
         assert primary.failures == 3 and fallback.requests == 4
         assert any("skipped: 3 failures in a row" in r.getMessage() for r in caplog.records)
-        now[0] += llmrelay._constants.BREAKER_COOLDOWN + 1
+        now[0] += llmrelay._constants.ROUTE_BREAKER_COOLDOWN + 1
         await client.chat("hello")  # cool-down over: tried once more (and fails again)
         assert primary.failures == 4 and fallback.requests == 5
 
@@ -197,7 +197,7 @@ async def test_a_failing_route_is_skipped_for_a_cool_down_then_tried_again(
 async def test_every_route_cooling_down_still_tries_the_primary(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_breaker, "_now", lambda: 0.0)
+    monkeypatch.setattr(_route_breaker, "_now", lambda: 0.0)
     async with mock_client("503", route("503")) as client:
         for _ in range(3):
             with pytest.raises(InternalServerError):
@@ -368,3 +368,29 @@ async def test_a_wait_the_route_cannot_afford_moves_on_at_once(fault: str, total
         assert time.monotonic() - started < 0.5  # no waiting on the primary's Retry-After
     assert reply.text == "echo: hello"
     assert next(iter(client.route_usage.values())).retries == 0
+
+
+async def test_a_route_whose_circuit_is_open_is_skipped_without_an_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The route's own client breaker (server down: connection refused) opens after two calls
+    # failed to connect; the third call goes straight to the next route.
+    from _redis import free_port
+
+    caplog.set_level(logging.INFO, logger="llmrelay")
+    async with AsyncClient(
+        "openai",
+        api_key="sk-test",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
+        model="gpt-4o-mini",
+        max_retries=0,
+        circuit_breaker=llmrelay.CircuitBreaker(failures=2, cooldown=60.0),
+        fallbacks=[route()],
+    ) as client:
+        for _ in range(3):
+            reply = await client.chat("hello")
+            assert reply.provider == "mock"
+        primary, fallback = client.route_usage.values()
+        assert client.breaker is not None and client.breaker.is_open
+    assert (primary.failures, fallback.requests) == (2, 3)
+    assert any("circuit is open" in r.getMessage() for r in caplog.records)

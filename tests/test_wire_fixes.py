@@ -67,6 +67,8 @@ def client_for(server: LoopbackServer, provider: str = "openai", **kwargs: Any) 
     the server to hang up would take that long), retries without backoff."""
     kwargs.setdefault("timeout", Timeout(read=30.0))
     kwargs.setdefault("retry", RetryPolicy(max_retries=MAX_RETRIES, backoff_base=0.0))
+    # These tests count every retry of calls failing in a row: no circuit breaker between.
+    kwargs.setdefault("circuit_breaker", None)
     return AsyncClient(
         provider=provider, api_key=KEY, base_url=server.base_url, model="m", **kwargs
     )

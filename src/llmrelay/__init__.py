@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ._client import AsyncClient
-from ._config import RateLimit, RetryPolicy, Timeout
+from ._config import CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
     AllRoutesFailedError,
     APIConnectionError,
@@ -22,6 +22,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
+    CircuitOpenError,
     ClientStateError,
     ConfigError,
     ConflictError,
@@ -31,6 +32,7 @@ from ._exceptions import (
     OutputValidationError,
     OverloadedError,
     PermissionDeniedError,
+    RateLimitBackendError,
     RateLimitError,
     ResponseError,
     StreamError,
@@ -119,6 +121,8 @@ __all__ = [
     "ChatResponse",
     "ChatStream",
     "Choice",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Client",
     "ClientStateError",
     "ConfigError",
@@ -142,6 +146,7 @@ __all__ = [
     "Price",
     "Provider",
     "RateLimit",
+    "RateLimitBackendError",
     "RateLimitError",
     "ReasoningBlock",
     "ReasoningBlockDict",

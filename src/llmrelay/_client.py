@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from functools import partial
 from types import TracebackType
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import _constants as C
-from ._config import RateLimit, RetryPolicy, Timeout
+from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
 from ._keymask import KeyMask
 from ._request import (
@@ -31,6 +31,7 @@ from ._usage import Prices, UsageTotals
 from .providers import Provider
 from .senders._httpx import build_sender
 from .stages._base import Call
+from .stages._breaker import Breaker
 from .stages._compose import build_chain, wrap_chain
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ class AsyncClient:
 
     The key is read from the preset's env var (e.g. `OPENAI_API_KEY`) when the client is built.
     Every call goes through the same pipeline: at most `max_concurrency` requests in flight, an
-    optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`.
+    optional `rate_limit`, and retries with jittered backoff that honour `Retry-After`. A
+    `circuit_breaker` (on by default; `None` turns it off) makes calls fail fast with
+    `CircuitOpenError` while the server is down; `client.breaker` shows its state.
     ``api="responses"`` speaks OpenAI's Responses API (``/v1/responses``) instead of Chat
     Completions, with the same types (see docs/guides/responses-api.md).
     TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
@@ -112,6 +115,7 @@ class AsyncClient:
         api: Literal["chat", "responses"] | None = None,
         fallbacks: Sequence[Route] | None = None,
         budget: Budget | None = None,
+        circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -133,6 +137,7 @@ class AsyncClient:
                     verify=verify,
                     fallbacks=fallbacks,
                     budget=budget,
+                    circuit_breaker=circuit_breaker,
                 ),
                 api,
             ),
@@ -207,6 +212,12 @@ class AsyncClient:
             verify=config.verify,
         )
         self._routes: list[Any] = []  # RouteEntry, with fallbacks
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.breaker = (  # fallbacks may skip a client whose breaker is open (`breaker.is_open`)
+            None
+            if config.circuit_breaker is None
+            else Breaker(config.circuit_breaker, provider=p.name)
+        )
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
@@ -231,6 +242,8 @@ class AsyncClient:
             max_concurrency=self.max_concurrency,
             rate_limit=config.rate_limit,
             observer=observer,
+            breaker=self.breaker,
+            closers=self._closers,
         )
         if not config.fallbacks and config.budget is None:
             return chain
@@ -298,6 +311,8 @@ class AsyncClient:
             )
         self._closed = True
         with anyio.CancelScope(shield=True):
+            for close in self._closers:
+                await close()
             await self._sender.aclose()
             for route_client in self._route_clients:
                 await route_client.aclose()

@@ -1,9 +1,10 @@
-"""Configuration value types: `Timeout`, `RetryPolicy`, `RateLimit`."""
+"""Configuration value types: `Timeout`, `RetryPolicy`, `RateLimit`, `CircuitBreaker`."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from . import _constants as C
 from ._exceptions import ConfigError
@@ -78,11 +79,101 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimit:
-    """Client-side request and token budgets per minute (token counts are estimated up front)."""
+    """Client-side request and token budgets per minute (token counts are estimated up front).
+
+    Buckets refill continuously and hold at most one second's worth. Token estimates are settled
+    with the usage each reply reports. With `follow_server` (the default) the limiter also obeys
+    the server: when its ``x-ratelimit-remaining-*`` / ``anthropic-ratelimit-*-remaining``
+    headers say a budget is spent, or a 429 says ``Retry-After``, no request is sent before the
+    announced reset. ``RateLimit()`` with no numbers does only that.
+
+    With `redis_url` and `key` (the ``llmrelay[redis]`` extra) the budgets are shared by every
+    process and machine using the same Redis and key::
+
+        RateLimit(requests_per_minute=600, redis_url="redis://127.0.0.1:6379/0", key="openai")
+
+    If Redis cannot be reached, a call fails with `RateLimitBackendError`; with
+    ``on_redis_error="local"`` each process keeps to these budgets on its own instead (so N
+    processes may send up to N times the budget) and asks Redis again a few seconds later.
+
+    `adaptive_concurrency=True` also finds how many calls may be in flight, AIMD-style: a 429
+    or 529 halves it, successes raise it again, up to the client's `max_concurrency`.
+    """
 
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
+    key: str | None = None
+    on_redis_error: Literal["raise", "local"] = "raise"
+    follow_server: bool = True
+    adaptive_concurrency: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("RateLimit.requests_per_minute", self.requests_per_minute)
         _check_positive("RateLimit.tokens_per_minute", self.tokens_per_minute)
+        if self.on_redis_error not in ("raise", "local"):
+            raise ConfigError(
+                f"RateLimit.on_redis_error must be 'raise' or 'local', got {self.on_redis_error!r}"
+            )
+        for name in ("follow_server", "adaptive_concurrency"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"RateLimit.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.redis_url is None:
+            if self.key is not None:
+                raise ConfigError("RateLimit.key names a shared budget: give redis_url= too")
+            return
+        if not isinstance(self.redis_url, str) or not self.redis_url.startswith(_REDIS_SCHEMES):
+            raise ConfigError(
+                "RateLimit.redis_url must be a redis://, rediss:// or unix:// URL"
+            )  # no echo of the value: it may hold a password
+        if not isinstance(self.key, str) or not self.key.strip():
+            raise ConfigError(
+                "RateLimit.key is required with redis_url: every process sharing one budget "
+                "uses the same key, e.g. key='openai-prod'"
+            )
+
+    def __repr__(self) -> str:
+        parts = [f"requests_per_minute={self.requests_per_minute!r}"]
+        parts.append(f"tokens_per_minute={self.tokens_per_minute!r}")
+        if self.redis_url is not None:
+            from ._logging import redact_url
+
+            parts += [f"redis_url={redact_url(self.redis_url)!r}", f"key={self.key!r}"]
+            parts.append(f"on_redis_error={self.on_redis_error!r}")
+        if not self.follow_server:
+            parts.append("follow_server=False")
+        if self.adaptive_concurrency:
+            parts.append("adaptive_concurrency=True")
+        return f"RateLimit({', '.join(parts)})"
+
+    @property
+    def shared(self) -> bool:
+        return self.redis_url is not None
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitBreaker:
+    """When a client stops calling a server that is down.
+
+    `failures` attempts in a row that cannot connect or end in a 5xx (500-504; not 529, an
+    overloaded server is alive) open the circuit: for `cooldown` seconds every call fails at
+    once with `CircuitOpenError` instead of spending its retries. Then one call goes through as
+    a probe: its success closes the circuit, its failure opens it again. Pass
+    ``circuit_breaker=None`` to a client to turn this off.
+    """
+
+    failures: int = C.BREAKER_FAILURES
+    cooldown: float = C.BREAKER_COOLDOWN_SECONDS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.failures, bool) or not isinstance(self.failures, int):
+            raise ConfigError(f"CircuitBreaker.failures must be an int, got {self.failures!r}")
+        if self.failures < 1:
+            raise ConfigError(f"CircuitBreaker.failures must be >= 1, got {self.failures}")
+        _check_positive("CircuitBreaker.cooldown", self.cooldown)
+
+
+DEFAULT_BREAKER = CircuitBreaker()  # what a client gets unless told otherwise (immutable, shared)

@@ -60,9 +60,9 @@ RATE_LIMIT_BURST_SECONDS = 1.0
 PROVIDER_SUGGEST_CUTOFF = 0.6
 
 # Fallback routes: a route that failed this many calls in a row (after its own retries) is
-# skipped for BREAKER_COOLDOWN seconds, then one call tries it again.
-BREAKER_FAILURES = 3
-BREAKER_COOLDOWN = 30.0
+# skipped for ROUTE_BREAKER_COOLDOWN seconds, then one call tries it again.
+ROUTE_BREAKER_FAILURES = 3
+ROUTE_BREAKER_COOLDOWN = 30.0
 # Statuses after which a call moves on to the next route (with connection errors and
 # timeouts): the provider's trouble, not the request's. 400/401/403/404/422 are the caller's.
 FALLBACK_STATUS_CODES = frozenset({408, 429})  # and every 5xx (529 included)
@@ -71,3 +71,34 @@ FALLBACK_STATUS_CODES = frozenset({408, 429})  # and every 5xx (529 included)
 # plus max_tokens x n completion tokens; a call without max_tokens is estimated at
 # BUDGET_DEFAULT_COMPLETION_TOKENS completion tokens.
 BUDGET_DEFAULT_COMPLETION_TOKENS = 256
+
+# Shared rate limits (`RateLimit(redis_url=...)`): Redis must answer within these many seconds
+# (connect, then each command), so a dead or unreachable Redis is a quick typed error, not a hang.
+REDIS_CONNECT_TIMEOUT = 1.0
+REDIS_SOCKET_TIMEOUT = 1.0
+# A failed Redis command is tried once more on a fresh connection (a restarted Redis leaves every
+# pooled connection dead), then the failure counts.
+REDIS_COMMAND_RETRIES = 1
+# With `on_redis_error="local"`, how long the process keeps to its local limiter before it asks
+# Redis again.
+REDIS_FALLBACK_SECONDS = 5.0
+# A shared bucket's key lives this much longer than its slowest refill: an idle key disappears
+# (a full bucket and no key mean the same thing), so a crashed worker leaves nothing behind.
+REDIS_KEY_SLACK_SECONDS = 1.0
+# The prefix of every key llmrelay writes in Redis.
+REDIS_KEY_PREFIX = "llmrelay:ratelimit:"
+
+# Adaptive limits: a server-announced wait (x-ratelimit-reset-*, anthropic-ratelimit-*-reset,
+# Retry-After on a 429) longer than this is not believed (a clock gone wrong, a garbled header).
+SERVER_WAIT_CAP = 3600.0
+
+# Circuit breaker: this many attempts in a row that fail to connect or end in a 5xx (500-504)
+# open the circuit; while it is open every call fails at once with `CircuitOpenError`, for this
+# many seconds; then one call is let through as a probe (its success closes the circuit).
+BREAKER_FAILURES = 5
+BREAKER_COOLDOWN_SECONDS = 5.0
+
+# Adaptive concurrency (`RateLimit(adaptive_concurrency=True)`), AIMD as TCP does it: a 429 or
+# 529 multiplies the calls allowed in flight by this (once per window: the rejections of calls
+# sent before the last decrease do not count again); each success adds 1/limit.
+AIMD_DECREASE_FACTOR = 0.5

@@ -6,7 +6,8 @@
     ├── ConfigError                 bad arguments, missing key, unknown provider (nothing was sent)
     ├── ClientStateError            a closed client, or one used from another event loop
     ├── APIConnectionError          could not connect, or the connection dropped before a response
-    │   └── APITimeoutError
+    │   ├── APITimeoutError
+    │   └── CircuitOpenError        the server is down: failing fast for a cool-down
     ├── APIStatusError              the server answered with an error status
     │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
     │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
@@ -14,6 +15,7 @@
     │   └──                     └── OverloadedError 529 / "overloaded"
     ├── ResponseError               a 2xx body we cannot understand
     │   └── OutputValidationError   structured output that is not JSON or misses its schema
+    ├── RateLimitBackendError       the shared rate limit's Redis cannot be reached or failed
     ├── StreamError                 an error inside a stream, or a stream cut short
     ├── BudgetExceededError         a call would pass the client's budget (nothing was sent)
     └── AllRoutesFailedError        every fallback route failed; also an instance of the last
@@ -35,6 +37,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CircuitOpenError",
     "ClientStateError",
     "ConfigError",
     "ConflictError",
@@ -44,6 +47,7 @@ __all__ = [
     "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
+    "RateLimitBackendError",
     "RateLimitError",
     "ResponseError",
     "StreamError",
@@ -77,6 +81,21 @@ class APIConnectionError(LLMError):
 
 class APITimeoutError(APIConnectionError):
     """A connect, read or total deadline ran out."""
+
+
+class CircuitOpenError(APIConnectionError):
+    """The circuit breaker is open: recent attempts could not connect or got 5xx in a row, so
+    this call failed at once without being sent. `.retry_in` is the time (seconds) until a
+    probe call is let through; the failure that opened the circuit is `__cause__`."""
+
+    def __init__(self, message: str, *, provider: str | None = None, retry_in: float) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_in = retry_in
+
+
+class RateLimitBackendError(LLMError):
+    """The Redis behind a shared `RateLimit` could not be reached, timed out or failed; nothing
+    was sent (see `RateLimit(on_redis_error="local")` for a local fallback instead)."""
 
 
 class APIStatusError(LLMError):

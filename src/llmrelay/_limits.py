@@ -53,14 +53,19 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = anyio.Lock()  # first come, first served
+        self._until = 0.0  # the server said: nothing before this (clock time)
+
+    async def hold(self, seconds: float) -> None:
+        """Send nothing for `seconds` from now (a server said its budget is spent)."""
+        self._until = max(self._until, self._clock() + seconds)
 
     async def acquire(self, tokens: int) -> None:
         async with self._lock:
             while True:
                 now = self._clock()
-                wait = 0.0
+                wait = self._until - now
                 if self._requests is not None:
-                    wait = self._requests.wait_for(1.0, now)
+                    wait = max(wait, self._requests.wait_for(1.0, now))
                 if self._tokens is not None:
                     wait = max(wait, self._tokens.wait_for(float(tokens), now))
                 if wait <= 0.0:

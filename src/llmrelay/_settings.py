@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import _constants as C
-from ._config import RateLimit, RetryPolicy, Timeout
+from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ConfigError
 from ._usage import Prices
 from .providers import Provider, get_provider
@@ -53,6 +53,14 @@ SYSTEM_TRUST: Literal["system"] = "system"
 TRUSTSTORE_HINT = 'verify="system" needs the truststore package: pip install "llmrelay[truststore]"'
 TIMEOUT_KEYS = ("connect", "read", "total")
 RATE_KEYS = ("requests_per_minute", "tokens_per_minute")
+# The other keys of a profile's rate_limit table (a shared limit's Redis, the server-driven parts).
+RATE_OPTIONS: dict[str, type] = {
+    "redis_url": str,
+    "key": str,
+    "on_redis_error": str,
+    "follow_server": bool,
+    "adaptive_concurrency": bool,
+}
 
 # What `ClientConfig.sources` says for a value that no argument, variable or profile gave.
 ARGUMENT = "argument"
@@ -102,6 +110,7 @@ class ClientConfig:
     fallbacks: tuple[Route, ...] = ()
     budget: Budget | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -157,6 +166,7 @@ def resolve_config(
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     llmrelay_vars: bool = False,
+    circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER,
 ) -> ClientConfig:
     """Resolve and check every setting; `None` means "not given" for each argument.
 
@@ -180,6 +190,17 @@ def resolve_config(
         r.sources["retry"] = r.sources.pop("max_retries")
     concurrency = r.setting("max_concurrency", max_concurrency, default=C.DEFAULT_MAX_CONCURRENCY)
     limit = r.setting("rate_limit", rate_limit)
+    if limit is not None and limit.shared:
+        import importlib.util
+
+        if importlib.util.find_spec("redis") is None:
+            from ._shared_limits import redis_missing
+
+            raise ConfigError(redis_missing())
+    if circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreaker):
+        raise ConfigError(
+            f"circuit_breaker must be a CircuitBreaker or None, got {circuit_breaker!r}"
+        )
     user_headers = r.merged("headers", headers)
     all_prices = r.merged("prices", prices)
     key = r.setting("api_key", api_key, p.api_key_env)
@@ -227,6 +248,7 @@ def resolve_config(
         fallbacks=_fallbacks(fallbacks),
         budget=_budget(budget),
         sources=MappingProxyType(r.sources),
+        circuit_breaker=circuit_breaker,
     )
 
 
@@ -491,7 +513,30 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
     if isinstance(value, RateLimit):
         return value
     if isinstance(value, Mapping):
-        return RateLimit(**_table(value, RATE_KEYS, place, "a positive number"))
+        for key in value:
+            if key not in RATE_KEYS and key not in RATE_OPTIONS:
+                raise place.item(key).unknown((*RATE_KEYS, *RATE_OPTIONS))
+        numbers = _table(
+            {k: v for k, v in value.items() if k in RATE_KEYS},
+            RATE_KEYS,
+            place,
+            "a positive number",
+        )
+        options: dict[str, Any] = {}
+        for key, kind in RATE_OPTIONS.items():
+            if key in value:
+                if not isinstance(value[key], kind):
+                    expected = "a string" if kind is str else "true or false"
+                    raise place.item(key).bad(expected, value[key], shown=type(value[key]).__name__)
+                options[key] = value[key]
+        try:
+            return RateLimit(
+                requests_per_minute=numbers.get("requests_per_minute"),
+                tokens_per_minute=numbers.get("tokens_per_minute"),
+                **options,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{place.label or place.name}: {exc}") from None
     raise place.bad(
         "a RateLimit" if place.is_argument else "a table {requests_per_minute, tokens_per_minute}",
         value,

@@ -22,6 +22,7 @@ from ._exceptions import LLMError
 from ._stream import ChatStream
 from ._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from ._usage import UsageTotals
+from .stages._breaker import Breaker
 
 P = ParamSpec("P")
 S = TypeVar("S")
@@ -189,6 +190,11 @@ class Client:
     def route_usage(self) -> dict[str, UsageTotals]:
         """Each fallback route's own totals (see `AsyncClient.route_usage`)."""
         return self._async.route_usage
+
+    @property
+    def breaker(self) -> Breaker | None:
+        """The client's circuit breaker (`is_open`, `state`, `retry_in`), `None` when off."""
+        return self._async.breaker
 
     @property
     def async_client(self) -> AsyncClient:

@@ -1,7 +1,7 @@
 """The one place a client's stage chain is built, outermost first:
 
-    retry → concurrency slot → rate limit (when configured) → reply opener
-          → attempt observer (when one is given) → sender
+    retry → circuit breaker (unless turned off) → concurrency slot → rate limit (when
+          configured) → reply opener → attempt observer (when one is given) → sender
 
 Above a client's chain, `wrap_chain` adds (each only when configured), outermost first:
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._breaker import Breaker, BreakerStage
 from ._observe import AttemptObserver, ObserveStage
 from ._opener import ReplyOpener
 from ._ratelimit import RateLimitStage
@@ -25,6 +26,8 @@ from ._retry import RetryStage
 from ._slot import ConcurrencySlot
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from .._config import RateLimit
     from .._keymask import KeyMask
     from .._prices import PriceTable
@@ -44,14 +47,22 @@ def build_chain(
     max_concurrency: int,
     rate_limit: RateLimit | None,
     observer: AttemptObserver | None = None,
+    breaker: Breaker | None = None,
+    closers: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> Stage:
+    """`closers` collects what the client must await when it closes (a shared limiter's Redis
+    connections)."""
     stage: Stage = sender
     if observer is not None:
         stage = ObserveStage(stage, observer=observer)
     stage = ReplyOpener(stage, provider=provider, mask=mask)
     if rate_limit is not None:
-        stage = RateLimitStage(stage, limit=rate_limit)
+        stage = limiter = RateLimitStage(stage, limit=rate_limit, max_concurrency=max_concurrency)
+        if closers is not None:
+            closers.append(limiter.aclose)
     stage = ConcurrencySlot(stage, limit=max_concurrency)
+    if breaker is not None:
+        stage = BreakerStage(stage, breaker=breaker)
     return RetryStage(stage, usage=usage, provider=provider.name)
 
 

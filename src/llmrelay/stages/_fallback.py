@@ -49,7 +49,7 @@ from .._exceptions import (
 )
 from .._request import ChatRequest, estimate_tokens
 from ._base import Call, Reply
-from ._breaker import CircuitBreaker
+from ._route_breaker import RouteBreaker
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -89,7 +89,7 @@ class RouteEntry:
         self.usage = usage
         self.label = label
         self.primary = primary
-        self.breaker = CircuitBreaker()
+        self.breaker = RouteBreaker()
 
     def call_for(self, call: Call, total: float | None) -> Call:
         """`call` for this route: the primary's own, or rebuilt in this route's wire format
@@ -197,6 +197,17 @@ class FallbackStage:
             yield self.routes[0]
 
     def _allowed(self, route: RouteEntry) -> bool:
+        # The route's client has its own circuit breaker (per attempt: its server is down);
+        # an open one means the route would fail at once, so it is skipped like a cooling one.
+        circuit = route.client.breaker
+        if circuit is not None and circuit.is_open:
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "route %s skipped: its circuit is open (server down), next probe in %.1f s",
+                    route.label,
+                    circuit.retry_in,
+                )
+            return False
         if route.breaker.allow():
             return True
         if logger.isEnabledFor(logging.INFO):

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._exceptions import APIConnectionError, APIStatusError, APITimeoutError, LLMError
+from .._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    CircuitOpenError,
+    LLMError,
+)
 from .._retry import decide
 from ._base import Call, Reply, Stage
 
@@ -54,6 +60,9 @@ class RetryStage:
                 raise APITimeoutError(
                     f"{self._name}: the total timeout ran out", provider=self._name
                 ) from None
+            except CircuitOpenError:
+                self._usage.failures += 1  # the server is down: retrying now only waits
+                raise
             except (APIConnectionError, APIStatusError) as error:
                 delay = self._judge(call, error, deadline)
                 if delay is None:

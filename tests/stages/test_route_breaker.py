@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from llmrelay.stages._breaker import CircuitBreaker
+from llmrelay.stages._route_breaker import RouteBreaker
 
 
-def breaker(now: list[float]) -> CircuitBreaker:
-    return CircuitBreaker(threshold=2, cooldown=10.0, clock=lambda: now[0])
+def breaker(now: list[float]) -> RouteBreaker:
+    return RouteBreaker(threshold=2, cooldown=10.0, clock=lambda: now[0])
 
 
 def test_it_opens_after_the_threshold_of_failures_in_a_row() -> None:
