@@ -20,6 +20,11 @@ PUBLIC_NAMES = [
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCounts",
+    "BatchItemError",
+    "BatchJob",
+    "BatchNotReadyError",
+    "BatchStatus",
     "ChatResponse",
     "ChatStream",
     "Choice",
@@ -81,6 +86,8 @@ VALUE_TYPES = [
     "Timeout",
     "RetryPolicy",
     "RateLimit",
+    "BatchJob",
+    "BatchCounts",
 ]
 
 # DESIGN.md §2: (name, parent)
@@ -102,6 +109,8 @@ ERROR_TREE = [
     ("ResponseError", "LLMError"),
     ("StreamError", "LLMError"),
     ("ClientStateError", "LLMError"),
+    ("BatchItemError", "LLMError"),
+    ("BatchNotReadyError", "LLMError"),
 ]
 
 
@@ -155,6 +164,13 @@ def _example(cls: type) -> object:
         llmrelay.ToolCallDelta: {"index": 0},
         llmrelay.EmbeddingResponse: {"vectors": [[0.0]]},
         llmrelay.ModelInfo: {"id": "m"},
+        llmrelay.BatchJob: {
+            "id": "batch_1",
+            "provider": "openai",
+            "status": "completed",
+            "counts": llmrelay.BatchCounts(total=1, succeeded=1),
+        },
+        llmrelay.BatchCounts: {"total": 1},
     }
     return cls(**required.get(cls, {}))
 

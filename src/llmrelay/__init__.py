@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ._batch_job import BatchCounts, BatchJob, BatchStatus
 from ._client import AsyncClient
 from ._config import RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
@@ -20,6 +21,8 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BatchItemError,
+    BatchNotReadyError,
     ClientStateError,
     ConfigError,
     ConflictError,
@@ -95,6 +98,11 @@ __all__ = [
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCounts",
+    "BatchItemError",
+    "BatchJob",
+    "BatchNotReadyError",
+    "BatchStatus",
     "ChatResponse",
     "ChatStream",
     "Choice",

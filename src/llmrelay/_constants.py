@@ -58,3 +58,15 @@ RATE_LIMIT_BURST_SECONDS = 1.0
 # An unknown provider name is answered with "did you mean ...?" for the known name whose
 # difflib similarity ratio is at least this ("opnai" → "openai" is 0.91; "foo" suggests nothing).
 PROVIDER_SUGGEST_CUTOFF = 0.6
+
+# Provider Batch APIs: what one job may hold (a bigger input is split into several jobs), and
+# how often `wait_batch()` and the CLI ask for a job's state (seconds).
+OPENAI_BATCH_MAX_REQUESTS = 50_000  # per input file
+OPENAI_BATCH_MAX_BYTES = 200 * 1024 * 1024
+ANTHROPIC_BATCH_MAX_REQUESTS = 100_000
+ANTHROPIC_BATCH_MAX_BYTES = 256 * 1024 * 1024
+GEMINI_BATCH_MAX_REQUESTS = 100_000  # inline requests: no documented count, this keeps jobs sane
+GEMINI_BATCH_MAX_BYTES = 20 * 1024 * 1024  # the documented size of an inline batch request
+# Room kept under a byte limit for the envelope around the requests (multipart, JSON wrapper).
+BATCH_ENVELOPE_BYTES = 64 * 1024
+BATCH_POLL_INTERVAL = 15.0

@@ -13,7 +13,9 @@
     │   ├── RateLimitError 429, InternalServerError 5xx
     │   └──                     └── OverloadedError 529 / "overloaded"
     ├── ResponseError               a 2xx body we cannot understand
-    └── StreamError                 an error inside a stream, or a stream cut short
+    ├── StreamError                 an error inside a stream, or a stream cut short
+    ├── BatchItemError              a provider batch left one input without an answer
+    └── BatchNotReadyError          `batch_results()` of a provider batch that has not ended
 
 Messages name the provider, the status and the provider's own message; they never hold a key.
 """
@@ -29,6 +31,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchItemError",
+    "BatchNotReadyError",
     "ClientStateError",
     "ConfigError",
     "ConflictError",
@@ -174,6 +178,37 @@ class StreamError(LLMError):
         self.retryable = retryable
         self.provider = provider
         self.request_id = request_id
+
+
+class BatchItemError(LLMError):
+    """One input of a provider batch that got no answer: `reason` is "expired" (the job's
+    window ran out first), "cancelled", "failed" (the whole job was refused; the message says
+    why) or "missing" (the provider's results leave it out). A request that ran and failed is
+    the usual typed error instead (`BadRequestError`, `RateLimitError`...)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        provider: str | None = None,
+        batch_id: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.provider = provider
+        self.batch_id = batch_id
+        self.index = index  # the input's position in the prompts given to submit_batch()
+
+
+class BatchNotReadyError(LLMError):
+    """`batch_results()` was asked for a job that has not ended yet; `.job` is its state
+    (wait with `wait_batch()`, or poll `get_batch()` until `job.done`)."""
+
+    def __init__(self, message: str, *, job: Any = None) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -50,6 +50,7 @@ class Call:
         "new_parser",
         "params",
         "parse",
+        "raw",
         "request_id",
         "retry",
         "stream",
@@ -92,6 +93,7 @@ class Call:
         # (not from its status): the stream reports those as a `StreamError`.
         self.body_error: LLMError | None = None
         self.request_id: str | None = None  # the last attempt's, once a response arrived
+        self.raw = False  # `parse` takes the body's bytes, not its JSON (a file download)
 
     def __repr__(self) -> str:
         path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]
