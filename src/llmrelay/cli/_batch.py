@@ -20,12 +20,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from .. import _constants as C
 from .._batch import run_pool
 from .._client import AsyncClient
 from .._config import RateLimit
 from .._exceptions import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     ConfigError,
@@ -38,6 +38,7 @@ from ._batch_io import (
     BatchFileError,
     BatchItem,
     ResultWriter,
+    outcome_record,
     prepare_results,
     read_prompts,
     recorded_outcomes,
@@ -57,7 +58,7 @@ from ._common import (
 from ._render import BatchStats, ProgressView, progress_bar, summary_table
 
 if TYPE_CHECKING:
-    from .._types import MessageDict
+    from .._types import ChatResponse, MessageDict
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -165,9 +166,9 @@ class _Job:
         """The result record of one item (`None` when the whole run must stop)."""
         digest = hashlib.sha256(item.key.encode()).hexdigest()[:20]
         key = f"llmrelay-batch-{self.token}-{digest}"
-        record: dict[str, Any] = {"id": item.id}
+        outcome: ChatResponse | LLMError
         try:
-            reply = await self.client.chat(
+            outcome = await self.client.chat(
                 cast("list[MessageDict]", item.messages),  # checked when the file was read
                 model=item.model,
                 extra_headers={IDEMPOTENCY_HEADER: key},
@@ -177,26 +178,8 @@ class _Job:
             self.fatal = self.fatal or exc
             return None
         except LLMError as exc:
-            status = exc.status_code if isinstance(exc, APIStatusError) else None
-            record.update(
-                ok=False,
-                error={"type": type(exc).__name__, "message": str(exc), "status_code": status},
-            )
-        else:
-            usage = reply.usage
-            record.update(
-                ok=True,
-                text=reply.text,
-                usage=None
-                if usage is None
-                else {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-                finish_reason=reply.finish_reason,
-                model=reply.model,
-            )
+            outcome = exc
+        record = outcome_record(item.id, outcome)
         # From the first attempt on the wire (not the wait for a free slot), retries included.
         sent = self.tracker.first_sent.pop(key, None)
         record["latency_ms"] = (
@@ -254,6 +237,19 @@ def parse_prices(
     "summary (repeatable). The model is the one the server names in its replies.",
 )
 @click.option("--retry-failed", is_flag=True, help="Remove failed results and send them again.")
+@click.option(
+    "--provider-batch",
+    is_flag=True,
+    help="Send the prompts through the provider's Batch API (OpenAI, Anthropic, Gemini: half "
+    "the price, done within its window); polls until done. Rerun to resume the same jobs.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=C.BATCH_POLL_INTERVAL,
+    show_default=True,
+    help="Seconds between two looks at a provider batch job.",
+)
 @click.option("--no-progress", is_flag=True, help="No live progress bar.")
 @shared_options
 @click.pass_context
@@ -267,6 +263,8 @@ def batch(
     prices: dict[str, tuple[float, float]],
     retry_failed: bool,
     no_progress: bool,
+    provider_batch: bool,
+    poll_interval: float,
     **shared: Any,
 ) -> None:
     """Run every prompt of a JSONL file; write one result line per prompt.
@@ -303,6 +301,14 @@ def batch(
     stats = BatchStats(
         in_file=len(items), already_done=len(items) - len(pending), to_send=len(pending)
     )
+    if provider_batch:
+        from ._provider_batch import provider_batch_command
+
+        failed = provider_batch_command(
+            ctx, state.config(), items, pending, output, poll_interval, not no_progress
+        )
+        _check_outcomes(items, output, failed_now=failed)
+        return
     if not pending:
         console.print(f"nothing to send: all {len(items)} prompts have results in {shown}")
     else:

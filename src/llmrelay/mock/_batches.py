@@ -501,7 +501,8 @@ class BatchStore:
                 "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatchOutput",
                 "inlinedResponses": {"inlinedResponses": responses},
             }
-            view["response"] = output
+            view["response"] = output  # the operation's result, and the batch's own output
+            meta["output"] = {"inlinedResponses": output["inlinedResponses"]}
         return view
 
     # -- every family --------------------------------------------------------------------
