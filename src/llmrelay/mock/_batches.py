@@ -37,7 +37,7 @@ Process = Callable[[str, str, Mapping[str, str], Mapping[str, str], bytes], Mock
 OPENAI_MAX_REQUESTS = 50_000
 OPENAI_MAX_FILE_BYTES = 200 * 1024 * 1024
 ANTHROPIC_MAX_REQUESTS = 100_000
-DEFAULT_BATCH_DELAY = 1.0
+DEFAULT_BATCH_DELAY = 0.2  # seconds: long enough to see a job run, short for examples
 _WINDOW = 24 * 3600  # OpenAI's completion window and Anthropic's expiry, in seconds
 
 _ANTHROPIC = re.compile(r"/messages/batches(?:/([^/]+)(?:/(cancel|results))?)?/?$")
