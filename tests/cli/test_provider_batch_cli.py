@@ -179,3 +179,20 @@ def test_a_killed_run_resumes_the_same_job_and_submits_once(tmp_path: Path, stop
     assert {r["batch_id"] for r in records} == {job_id}
     assert all(r["ok"] and r["text"] == f"echo: prompt {r['id']}" for r in records)
     assert not state_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--provider-batch", "--rpm", "60"], "--rpm pace or price the live batch"),
+        (["--provider-batch", "--price", "m=1,2"], "--price pace or price"),
+        (["--poll-interval", "1"], "--poll-interval goes with --provider-batch"),
+    ],
+)
+def test_options_of_the_other_mode_are_usage_errors(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+    result = invoke("-p", "mock", "batch", str(prompts), "--no-progress", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "in.results.jsonl").exists()

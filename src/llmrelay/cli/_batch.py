@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
@@ -280,6 +281,10 @@ def batch(
     status: 0 every prompt has an ok result, 1 some failed, 2 bad input, 130 interrupted.
     """
     state = State.of(ctx, shared)
+    if provider_batch or ctx.get_parameter_source("poll_interval") != ParameterSource.DEFAULT:
+        from ._provider_batch import check_options
+
+        check_options(ctx, provider_batch, rpm=rpm, tpm=tpm, prices=prices)
     output = output or prompts.with_name(prompts.stem + ".results.jsonl")
     if output.resolve() == prompts.resolve():
         raise CLIError("the results file must not be the prompts file", EXIT_USAGE)

@@ -323,3 +323,21 @@ def provider_batch_command(
         )
     )
     return totals.failed
+
+
+def check_options(
+    ctx: click.Context, provider_batch: bool, *, rpm: Any, tpm: Any, prices: Any
+) -> None:
+    """No option is silently dropped: the live batch's pacing and prices mean nothing to a
+    provider batch, and --poll-interval nothing without one."""
+    from ._common import EXIT_USAGE
+
+    if not provider_batch:
+        raise CLIError("--poll-interval goes with --provider-batch", EXIT_USAGE)
+    given = [flag for flag, value in (("--rpm", rpm), ("--tpm", tpm), ("--price", prices)) if value]
+    if given:
+        raise CLIError(
+            f"{', '.join(given)} pace or price the live batch; a provider batch has neither "
+            "(drop them, or --provider-batch)",
+            EXIT_USAGE,
+        )
