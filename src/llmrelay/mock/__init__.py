@@ -16,6 +16,11 @@ Routes (any base-URL prefix works, e.g. ``/v1``, ``/openai/v1``, ``/v1beta``):
 - Anthropic: ``POST …/messages`` (``stream``), ``POST …/messages/count_tokens``.
 - Gemini: ``POST …/models/{model}:generateContent | :streamGenerateContent`` (SSE with
   ``?alt=sse``, else one JSON array), ``:embedContent``, ``:batchEmbedContents``, ``:countTokens``.
+- Batch APIs (see `llmrelay.mock._batches`): OpenAI ``…/files`` (multipart upload, ``GET
+  …/files/{id}[/content]``) and ``…/batches[/{id}[/cancel]]``; Anthropic
+  ``…/messages/batches[/{id}[/cancel|/results]]``; Gemini ``…/models/{m}:batchGenerateContent``,
+  ``GET …/batches/{id}``, ``POST …/batches/{id}:cancel``. Jobs end after ``batch_delay``
+  seconds; ``x-mock-batch: expire;done=N | fail | fail-items=I,J;item-status=S | delay=S``.
 - ``GET …/models`` answers in Anthropic's shape when the request has an ``anthropic-version`` or
   ``x-api-key`` header, in Gemini's when it has ``x-goog-api-key``, a ``key`` query parameter or a
   ``/v1beta`` path, else in OpenAI's. The same hint picks the shape of a 404 for unknown routes.
