@@ -288,9 +288,9 @@ async def results(client: AsyncClient, job_id: str) -> list[ChatResponse | LLMEr
         if offset != len(outcomes):
             raise ConfigError(f"split batch id {job_id!r}: part {number} starts at {offset}")
         found = await wire.results(send, p, job)
-        for outcome in found.values():
-            if isinstance(outcome, LLMError):  # a server may echo what it was sent, key and all
-                client._mask.error(outcome)
+        for value in found.values():
+            if isinstance(value, LLMError):  # a server may echo what it was sent, key and all
+                client._mask.error(value)
         size = max(found, default=-1) + 1
         if number + 1 < len(parts):
             size = parts[number + 1][0] - offset

@@ -99,6 +99,15 @@ def _seconds(value: str) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """How the engine answered one request of a job (its body decoded once)."""
+
+    status: int
+    body: Any
+    request_id: str
+
+
 @dataclass(slots=True)
 class _Request:
     custom_id: str
@@ -122,7 +131,7 @@ class _Job:
     cancel_at: float | None = None  # monotonic time of a cancel
     cancel_reported: bool = False  # the cancel's own answer says "cancelling", later ones not
     ended: float | None = None  # wall clock
-    outcomes: list[tuple[str, MockResponse | str]] | None = None  # (custom id, answer|reason)
+    outcomes: list[tuple[str, _Answer | str]] | None = None  # (custom id, answer|reason)
     output_file_id: str | None = None
     error_file_id: str | None = None
     results_host: str = ""
@@ -276,8 +285,8 @@ class BatchStore:
         total = 0 if status == "failed" else len(job.requests)
         ok = failed = 0
         if job.outcomes is not None:
-            ok = sum(1 for _, a in job.outcomes if isinstance(a, MockResponse) and a.status < 400)
-            failed = sum(1 for _, a in job.outcomes if isinstance(a, MockResponse)) - ok
+            ok = sum(1 for _, a in job.outcomes if isinstance(a, _Answer) and a.status < 400)
+            failed = sum(1 for _, a in job.outcomes if isinstance(a, _Answer)) - ok
         else:
             ok = done
         view["request_counts"] = {"total": total, "completed": ok, "failed": failed}
@@ -307,11 +316,11 @@ class BatchStore:
         reason_codes = {"expired": "batch_expired", "cancelled": "batch_cancelled"}
         for number, (custom_id, answer) in enumerate(job.outcomes):
             line: dict[str, Any] = {"id": f"batch_req_{number:06d}", "custom_id": custom_id}
-            if isinstance(answer, MockResponse):
+            if isinstance(answer, _Answer):
                 line["response"] = {
                     "status_code": answer.status,
-                    "request_id": answer.header("x-request-id") or "",
-                    "body": _body(answer),
+                    "request_id": answer.request_id,
+                    "body": answer.body,
                 }
                 line["error"] = None
                 (output if answer.status < 400 else errors).append(dumps(line))
@@ -373,7 +382,7 @@ class BatchStore:
             counts["processing"] = len(job.requests) - done
         else:
             for _, answer in job.outcomes:
-                if isinstance(answer, MockResponse):
+                if isinstance(answer, _Answer):
                     counts["succeeded" if answer.status < 400 else "errored"] += 1
                 else:
                     counts["canceled" if answer == "cancelled" else "expired"] += 1
@@ -402,8 +411,8 @@ class BatchStore:
         lines: list[bytes] = []
         for custom_id, answer in job.outcomes:
             result: dict[str, Any]
-            if isinstance(answer, MockResponse):
-                body = _body(answer)
+            if isinstance(answer, _Answer):
+                body = answer.body
                 kind = "succeeded" if answer.status < 400 else "errored"
                 result = {"type": kind, "message" if kind == "succeeded" else "error": body}
             else:
@@ -453,7 +462,7 @@ class BatchStore:
         ok = failed = 0
         if job.outcomes is not None:
             for _, answer in job.outcomes:
-                if isinstance(answer, MockResponse) and answer.status < 400:
+                if isinstance(answer, _Answer) and answer.status < 400:
                     ok += 1
                 else:
                     failed += 1
@@ -484,12 +493,10 @@ class BatchStore:
             responses: list[dict[str, Any]] = []
             for custom_id, answer in job.outcomes:
                 entry: dict[str, Any] = {"metadata": {"key": custom_id}}
-                if isinstance(answer, MockResponse) and answer.status < 400:
-                    entry["response"] = _body(answer)
-                elif isinstance(answer, MockResponse):
-                    error = (
-                        _body(answer).get("error", {}) if isinstance(_body(answer), dict) else {}
-                    )
+                if isinstance(answer, _Answer) and answer.status < 400:
+                    entry["response"] = answer.body
+                elif isinstance(answer, _Answer):
+                    error = answer.body.get("error", {}) if isinstance(answer.body, dict) else {}
                     entry["error"] = {
                         "code": _RPC_CODE.get(answer.status, 2),
                         "message": str(error.get("message", "error")),
@@ -618,7 +625,7 @@ class BatchStore:
 
     def _finish(self, job: _Job, done: int, ending: str) -> None:
         """Answer the first `done` requests (the rest are reported `ending`)."""
-        outcomes: list[tuple[str, MockResponse | str]] = []
+        outcomes: list[tuple[str, _Answer | str]] = []
         for position, request in enumerate(job.requests):
             if position >= done:
                 outcomes.append((request.custom_id, ending))
@@ -631,9 +638,9 @@ class BatchStore:
                 headers["x-goog-api-key"] = "mock"
             if position in job.fault.fail_items:
                 headers["x-mock-fault"] = str(job.fault.item_status)
-            outcomes.append(
-                (request.custom_id, self._process("POST", request.path, {}, headers, request.body))
-            )
+            answer = self._process("POST", request.path, {}, headers, request.body)
+            request_id = answer.header("x-request-id") or answer.header("request-id") or ""
+            outcomes.append((request.custom_id, _Answer(answer.status, _body(answer), request_id)))
         job.outcomes = outcomes
         job.ended = self._wall()
         if job.family == "openai":
