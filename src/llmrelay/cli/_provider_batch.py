@@ -198,14 +198,25 @@ async def _submit_missing(
         console.print(f"submitted {len(group)} prompts as {job.provider} batch {job.id}")
 
 
+class _LiveLine:
+    """The status line, rendered afresh on every refresh: the elapsed time runs between polls."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.jobs: list[BatchJob] = []
+
+    def __rich__(self) -> Text:
+        return Text(_status_line(self.jobs, time.time() - self.started) if self.jobs else "")
+
+
 async def _poll(
     client: AsyncClient, state: State, console: Console, interval: float, show_progress: bool
 ) -> list[BatchJob]:
     """Every job's final state, polling all of them every `interval` seconds."""
-    started = float(state.data.get("started") or time.time())
+    view = _LiveLine(float(state.data.get("started") or time.time()))
     jobs: list[BatchJob | None] = [None] * len(state.jobs)
     last_line = ""
-    live = Live(console=console, transient=False, auto_refresh=False) if show_progress else None
+    live = Live(view, console=console, refresh_per_second=2) if show_progress else None
     if live is not None:
         live.start()
     try:
@@ -214,9 +225,10 @@ async def _poll(
                 job = jobs[number]
                 if job is None or not job.done:
                     jobs[number] = await client.get_batch(entry["id"])
-            line = _status_line(cast("list[BatchJob]", jobs), time.time() - started)
+            view.jobs = cast("list[BatchJob]", list(jobs))
+            line = _status_line(view.jobs, time.time() - view.started)
             if live is not None:
-                live.update(Text(line), refresh=True)
+                live.refresh()
             elif line.partition(" · ")[0] != last_line.partition(" · ")[0]:
                 console.print(line)  # without the live line: one line per status change
             last_line = line
