@@ -329,3 +329,14 @@ async def test_wait_batch_gives_up_after_its_timeout(engine: MockEngine) -> None
         job = await client.submit_batch(["a"])
         with pytest.raises(TimeoutError):
             await client.wait_batch(job.id, poll_interval=0.01, timeout=0.05)
+
+
+async def test_a_create_whose_answer_was_lost_is_retried_into_the_same_job(
+    pair: tuple[AsyncClient, Recorder], engine: MockEngine
+) -> None:
+    client, _ = pair
+    # The first attempt of each call is made, then its answer cut off half way.
+    job = await client.submit_batch(["a", "b"], extra_headers={"x-mock-fault": "reset;times=1"})
+    assert engine.batches.created == 1  # retried with the same idempotency key: one job
+    job = await client.wait_batch(job.id, poll_interval=0.01)
+    assert texts(await client.batch_results(job.id)) == ["echo: a", "echo: b"]

@@ -6,6 +6,8 @@ runs for its delay (``MockEngine(batch_delay=...)``, or the ``x-mock-batch`` hea
 request that creates it), its counts growing with the time passed, and then ends. Each request
 of a job is answered by the engine itself when the job ends, exactly as the same request sent
 alone would be: so fault injection applies per request (``fault_rate``, a ``+fault=`` model).
+A create or upload repeated with the same ``idempotency-key`` (a client's retry after a lost
+answer) gets the job or file the first one made.
 
 Whole-job and per-request faults: the header ``x-mock-batch`` on the creating request (or
 ``MockEngine(batch_fault=...)``), ``[KIND][;OPTION=VALUE]...``:
@@ -161,6 +163,8 @@ class BatchStore:
         self._wall = wall
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._jobs: dict[str, _Job] = {}
+        # Idempotency keys of creates and uploads: a retry gets what the first attempt made.
+        self._by_key: dict[str, str] = {}
         self._sequence = 0
         self._lock = threading.RLock()
         self.created = 0  # jobs made so far (tests count submissions with it)
@@ -224,7 +228,15 @@ class BatchStore:
         if purpose not in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals"):
             raise RequestError(f"'{purpose}' is not a valid purpose")
         filename, data = fields["file"]
+        key = headers.get("idempotency-key")
+        with self._lock:
+            known = self._files.get(self._by_key.get(key, "")) if key else None
+        if known is not None:  # a retried upload: the same file
+            return 200, known[0]
         info = self._store_file(data, filename or "upload.jsonl", purpose)
+        if key:
+            with self._lock:
+                self._by_key[key] = info["id"]
         return 200, info
 
     def _store_file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
@@ -528,6 +540,11 @@ class BatchStore:
         *,
         input_file_id: str | None = None,
     ) -> _Job:
+        key = headers.get("idempotency-key")
+        with self._lock:
+            known = self._jobs.get(self._by_key.get(key, "")) if key else None
+        if known is not None:  # a retry of a create whose answer was lost: the same job
+            return known
         fault = self._fault(headers)
         # The requests of the job are answered with the creating request's mock options.
         passed = {k: v for k, v in headers.items() if k.startswith(("x-mock-chunk", "anthropic-"))}
@@ -546,6 +563,8 @@ class BatchStore:
         with self._lock:
             self._jobs[job.id] = job
             self.created += 1
+            if key:
+                self._by_key[key] = job.id
         return job
 
     def _job(self, job_id: str, family: str) -> _Job:

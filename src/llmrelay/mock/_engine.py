@@ -170,6 +170,9 @@ class MockEngine:
         except RequestError as exc:
             return out.error(exc.status, exc.message)
         if not content_type:
+            if fault is not None and fault.in_body and status == 200:  # e.g. a lost answer
+                out.headers.append(("x-mock-fault", fault.text))
+                return out.body(dumps(payload), fault, 0.0)
             return out.json(status, dumps(payload))
         size = ("content-length", str(len(payload)))
         return MockResponse(
