@@ -70,3 +70,5 @@ GEMINI_BATCH_MAX_BYTES = 20 * 1024 * 1024  # the documented size of an inline ba
 # Room kept under a byte limit for the envelope around the requests (multipart, JSON wrapper).
 BATCH_ENVELOPE_BYTES = 64 * 1024
 BATCH_POLL_INTERVAL = 15.0
+# A split submission that fails half way cancels the parts already made, for at most this long.
+BATCH_CLEANUP_SECONDS = 30.0

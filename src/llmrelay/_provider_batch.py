@@ -147,6 +147,8 @@ async def submit(
     client: AsyncClient, prompts: Sequence[MessagesInput], options: dict[str, Any]
 ) -> BatchJob:
     """`options` are `chat()`'s keyword arguments (checked by the caller)."""
+    p = client.provider
+    wire = batch_wire(p)  # first: a provider without one is the error to show
     options = dict(options)
     model = client._model(options.pop("model", None))
     extra_body = options.pop("extra_body", None)
@@ -160,8 +162,6 @@ async def submit(
         seed=options.pop("seed", None),
         n=options.pop("n", None),
     )
-    p = client.provider
-    wire = batch_wire(p)
     if not prompts:
         raise ConfigError("submit_batch() needs at least one prompt")
     items, headers = encode_items(client, wire, prompts, model, params, extra_body)
@@ -187,7 +187,7 @@ async def submit(
             parts.append((start, await wire.create(send, p, model, part)))
     except BaseException:
         # The parts made so far would run (and be billed) with nobody to collect them.
-        with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(C.BATCH_CLEANUP_SECONDS, shield=True):
             for _, job in parts:
                 with contextlib.suppress(LLMError):
                     await wire.cancel(send, p, job.id)
