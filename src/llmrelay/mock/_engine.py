@@ -3,6 +3,8 @@
 No I/O, no clock, no httpx: the faces (`MockTransport`, the ASGI server) deliver what it returns.
 Its one piece of state is a bounded table of attempt counters keyed by logical request, so that a
 fault with `times=N` strikes the first N attempts of a request and then lets retries through.
+The exception is the provider Batch APIs (`_batches.BatchStore`, `engine.batches`): uploaded
+files and jobs are state, and a job ends by the clock.
 """
 
 from __future__ import annotations
