@@ -196,3 +196,33 @@ def test_options_of_the_other_mode_are_usage_errors(
     result = invoke("-p", "mock", "batch", str(prompts), "--no-progress", *args)
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "in.results.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def batch_server() -> Any:
+    with serve(MockEngine(batch_delay=0)) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("provider", "root", "key"),
+    [
+        ("openai", "/v1", "OPENAI_API_KEY"),
+        ("anthropic", "", "ANTHROPIC_API_KEY"),
+        ("gemini", "/v1beta", "GEMINI_API_KEY"),
+    ],
+)
+def test_every_family_over_http(
+    tmp_path: Path, batch_server: str, provider: str, root: str, key: str
+) -> None:
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": i, "prompt": f"q{i}"} for i in range(5)])
+    result = invoke(
+        "--provider", provider, "--base-url", batch_server + root, "--model", "mock-echo",
+        "batch", str(prompts), "-o", "out.jsonl", "--provider-batch", "--no-progress",
+        "--poll-interval", "0.02",
+        env={key: "sk-test-provider-batch-cli"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = read_results(tmp_path / "out.jsonl")
+    assert [records[i]["text"] for i in range(5)] == [f"echo: q{i}" for i in range(5)]
+    assert f"as {provider} batch" in result.stderr

@@ -252,6 +252,10 @@ def mock_serve(
     console.print(f"[bold]llmrelay mock server[/bold] on {url}")
     console.print(f"  models: {', '.join(MOCK_MODELS)} · faults: {fault_text}")
     console.print("  per-request faults: header x-mock-fault: 429;retry-after=1;times=2")
+    console.print(
+        f"  provider batches end after {batch_delay:g} s; per job: header "
+        "x-mock-batch: expire;done=N | fail | fail-items=I,J"
+    )
     console.print(f"  try: llmrelay -p mock --base-url {url}/v1 ask 'Hello'")
     console.print("  Ctrl-C to stop.")
     sys.stderr.flush()
