@@ -278,6 +278,8 @@ async def test_the_config_error_comes_before_anything_is_sent() -> None:
         (lambda c: c.submit_batch([[{"role": "robot", "content": "x"}]]), ConfigError),
         (lambda c: c.get_batch(""), ConfigError),
         (lambda c: c.get_batch("split:batch_1"), ConfigError),
+        (lambda c: c.cancel_batch("../files/x"), ConfigError),
+        (lambda c: c.batch_results("batch_1?x=1"), ConfigError),
         (lambda c: c.wait_batch("batch_1", poll_interval=0), ConfigError),
     ],
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ _FAMILY_OF_PRESET = {
     "gemini": "gemini",
 }
 SPLIT_PREFIX = "split:"
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)?")
 
 
 def batch_wire(provider: Provider) -> BatchWire:
@@ -200,13 +202,18 @@ def parse_id(job_id: str) -> list[tuple[int, str]]:
     if not isinstance(job_id, str) or not job_id.strip():
         raise ConfigError(f"a batch id must be a non-empty string, got {job_id!r}")
     if not job_id.startswith(SPLIT_PREFIX):
-        return [(0, job_id)]
-    parts: list[tuple[int, str]] = []
-    for entry in job_id[len(SPLIT_PREFIX) :].split(","):
-        part, sep, offset = entry.rpartition("@")
-        if not sep or not part or not offset.isdigit():
-            raise ConfigError(f"malformed split batch id {job_id!r}")
-        parts.append((int(offset), part))
+        parts = [(0, job_id)]
+    else:
+        parts = []
+        for entry in job_id[len(SPLIT_PREFIX) :].split(","):
+            part, sep, offset = entry.rpartition("@")
+            if not sep or not part or not offset.isdigit():
+                raise ConfigError(f"malformed split batch id {job_id!r}")
+            parts.append((int(offset), part))
+    for _, part in parts:
+        # Ids go into URL paths: "../files" must not reach another endpoint.
+        if not _PROVIDER_ID.fullmatch(part):
+            raise ConfigError(f"{part!r} is not a batch id (e.g. batch_abc, batches/abc)")
     return parts
 
 
