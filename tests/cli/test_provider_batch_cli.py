@@ -129,6 +129,23 @@ def test_a_provider_without_a_batch_api_is_a_usage_error(tmp_path: Path) -> None
     )  # fmt: skip
     assert result.exit_code == 2
     assert "no Batch API" in result.output and "anthropic, gemini, mock, openai" in result.output
+    assert list(tmp_path.iterdir()) == [prompts]  # no results file, no state file
+
+
+def test_a_job_the_server_refuses_leaves_no_state_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmrelay
+
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+
+    async def refused(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise llmrelay.BadRequestError("mock returned 400: no", status_code=400)
+
+    monkeypatch.setattr(llmrelay.AsyncClient, "submit_batch", refused)
+    result = provider_batch(str(prompts), "-o", "out.jsonl")
+    assert result.exit_code == 1 and "BadRequestError" in result.output
+    assert not (tmp_path / ("out.jsonl" + STATE)).exists()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -226,3 +243,21 @@ def test_every_family_over_http(
     records = read_results(tmp_path / "out.jsonl")
     assert [records[i]["text"] for i in range(5)] == [f"echo: q{i}" for i in range(5)]
     assert f"as {provider} batch" in result.stderr
+
+
+def test_a_failure_while_polling_keeps_the_job_for_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmrelay
+
+    prompts = write_prompts(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+
+    async def unreachable(self: Any, batch_id: str) -> Any:
+        raise llmrelay.APIConnectionError("mock: connection refused", provider="mock")
+
+    monkeypatch.setattr(llmrelay.AsyncClient, "get_batch", unreachable)
+    result = provider_batch(str(prompts), "-o", "out.jsonl")
+    assert result.exit_code == 1
+    assert "APIConnectionError" in result.output and "run the same command again" in result.output
+    state = json.loads((tmp_path / ("out.jsonl" + STATE)).read_text())
+    assert state["jobs"][0]["id"].startswith("batch_")

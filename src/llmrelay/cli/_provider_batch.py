@@ -31,7 +31,8 @@ from rich.text import Text
 
 from .._batch_job import BatchCounts, BatchJob
 from .._client import AsyncClient
-from .._exceptions import ConfigError
+from .._exceptions import APIStatusError, ConfigError, LLMError
+from .._provider_batch import batch_wire
 from ._batch_io import BatchItem, ResultWriter, outcome_record, recorded_outcomes
 from ._common import EXIT_INTERRUPTED, CLIError, run, stderr_console, stdout_console
 
@@ -180,18 +181,29 @@ async def _submit_missing(
                 f"line {missing.line} names no model and there is no default: give --model, "
                 'or a "model" on every line'
             )
+    if groups:
+        batch_wire(client.provider)  # a provider without a Batch API: say so before any file
     for group in groups.values():
         entry: dict[str, Any] = {"id": None, "ids": [item.key for item in group]}
         entry["digest"] = _digest(entry["ids"])
         state.jobs.append(entry)
         state.save()  # "creating": a crash from here on is seen by the next run
         first = group[0]
-        params = dict(first.params)
-        job = await client.submit_batch(
-            [cast("list[MessageDict]", item.messages) for item in group],
-            model=first.model,
-            **params,
-        )
+        try:
+            job = await client.submit_batch(
+                [cast("list[MessageDict]", item.messages) for item in group],
+                model=first.model,
+                **first.params,
+            )
+        except (ConfigError, APIStatusError):
+            # Refused before or by the server: no job was made, so none is to be waited for.
+            # (A dropped connection is not that sure: the entry stays, and the next run asks.)
+            state.jobs.remove(entry)
+            if state.jobs:
+                state.save()
+            else:
+                state.path.unlink(missing_ok=True)
+            raise
         entry["id"] = job.id
         state.save()
         totals.submitted += 1
@@ -323,6 +335,13 @@ def provider_batch_command(
                 show_progress=show_progress,
             )
         )
+    except LLMError as exc:
+        if not path.exists():
+            raise  # nothing was submitted: the usual error
+        raise CLIError(
+            f"{type(exc).__name__}: {exc}\nThe provider keeps running the job(s): run the same "
+            f"command again to pick them up ({path} holds their ids)."
+        ) from None
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted[/yellow]: the provider keeps running the job(s); run the same "
