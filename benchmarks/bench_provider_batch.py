@@ -3,9 +3,10 @@
     python benchmarks/bench_provider_batch.py [--prompts 10000] [--runs 3]
 
 What is timed, per run: `submit_batch()` (encode every prompt, upload the JSONL / post the
-requests), `wait_batch()` until the job has ended (the mock ends it after `--batch-delay`, 0 by
-default: its own work of answering 10,000 requests is part of this step), and `batch_results()`
-(download and parse every outcome into a `ChatResponse`). Kinds:
+requests), `wait_batch()` until the job has ended, and `batch_results()` (download and parse
+every outcome into a `ChatResponse`). The mock ends a job after `--batch-delay` (0 by default:
+then it answers the job's 10,000 requests while it answers its creation, so that work of the
+mock's is in the "submit" column). Kinds:
 
 - ``llmrelay <family> loopback``: the client in this process, the mock (``llmrelay mock serve``)
   in another one, over loopback HTTP, for the OpenAI, Anthropic and Gemini wire formats;
@@ -52,7 +53,9 @@ def _vm_kib(field: str) -> int:
 
 
 def _prompts(count: int) -> list[str]:
-    return [f"Summarise item {i}: the quick brown fox jumps over the lazy dog." for i in range(count)]
+    return [
+        f"Summarise item {i}: the quick brown fox jumps over the lazy dog." for i in range(count)
+    ]
 
 
 async def _llmrelay(kind: str, url: str, count: int) -> dict[str, Any]:
