@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._batch_fault import BatchFault
+from ._batch_io import answer_body, iso, json_object, multipart
 from ._common import RequestError, dumps
 from ._types import MockResponse
 
@@ -47,58 +49,8 @@ _GEMINI_CREATE = re.compile(r"/(models/[^/:]+):batchGenerateContent$")
 _GEMINI_CANCEL = re.compile(r"/(batches/[^/:]+):cancel$")
 _BATCHES = re.compile(r"/batches(?:/([^/:]+)(?:/(cancel))?)?/?$")
 _FILES = re.compile(r"/files(?:/([^/]+)(?:/(content))?)?/?$")
-_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
-_DISPOSITION = re.compile(r'(\w+)="([^"]*)"')
 # HTTP status of a request's error, as the google.rpc.Code Gemini reports it inline.
 _RPC_CODE = {400: 3, 401: 16, 403: 7, 404: 5, 409: 10, 429: 8, 500: 13, 503: 14, 504: 4}
-
-
-@dataclass(frozen=True, slots=True)
-class BatchFault:
-    """What ``x-mock-batch`` asks of one job (see the module docstring)."""
-
-    kind: str | None = None  # None, "expire" or "fail"
-    done: int = 0
-    delay: float | None = None
-    fail_items: frozenset[int] = frozenset()
-    item_status: int = 500
-
-    @classmethod
-    def parse(cls, text: str | None) -> BatchFault:
-        if not text or not text.strip():
-            return cls()
-        kind: str | None = None
-        options: dict[str, Any] = {}
-        for part in (p.strip() for p in text.split(";")):
-            if not part:
-                continue
-            name, sep, value = (s.strip() for s in part.partition("="))
-            if not sep:
-                if name not in ("expire", "fail"):
-                    raise RequestError(f"x-mock-batch: unknown job fault {name!r} (expire, fail)")
-                kind = name
-            elif name == "done" and value.isdigit():
-                options["done"] = int(value)
-            elif name == "delay" and _seconds(value) is not None:
-                options["delay"] = _seconds(value)
-            elif name == "fail-items" and all(v.strip().isdigit() for v in value.split(",")):
-                options["fail_items"] = frozenset(int(v) for v in value.split(","))
-            elif name == "item-status" and value.isdigit() and 400 <= int(value) <= 599:
-                options["item_status"] = int(value)
-            else:
-                raise RequestError(
-                    f"x-mock-batch: bad option {part!r} (done=N, delay=S, fail-items=I,J, "
-                    "item-status=400-599)"
-                )
-        return cls(kind=kind, **options)
-
-
-def _seconds(value: str) -> float | None:
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +173,7 @@ class BatchStore:
     # -- OpenAI --------------------------------------------------------------------------
 
     def _upload(self, path: str, headers: Mapping[str, str], body: bytes) -> Any:
-        fields = _multipart(headers.get("content-type", ""), body)
+        fields = multipart(headers.get("content-type", ""), body)
         purpose = fields.get("purpose", (None, b""))[1].decode("utf-8", "replace")
         if "file" not in fields:
             raise RequestError("'file' is a required property")
@@ -262,7 +214,7 @@ class BatchStore:
         return (200, found[1], "application/octet-stream") if content else (200, found[0])
 
     def _openai_create(self, path: str, headers: Mapping[str, str], body: bytes) -> Any:
-        payload = _json_object(body)
+        payload = json_object(body)
         file_id = payload.get("input_file_id")
         if payload.get("completion_window") != "24h":
             raise RequestError("completion_window must be '24h'")
@@ -355,7 +307,7 @@ class BatchStore:
     # -- Anthropic -----------------------------------------------------------------------
 
     def _anthropic_create(self, path: str, headers: Mapping[str, str], body: bytes) -> Any:
-        payload = _json_object(body)
+        payload = json_object(body)
         entries = payload.get("requests")
         if not isinstance(entries, list) or not entries:
             raise RequestError("requests: must be a non-empty list")
@@ -405,11 +357,11 @@ class BatchStore:
             "type": "message_batch",
             "processing_status": processing,
             "request_counts": counts,
-            "ended_at": _iso(job.ended) if ended and job.ended else None,
-            "created_at": _iso(job.created),
-            "expires_at": _iso(job.created + _WINDOW),
+            "ended_at": iso(job.ended) if ended and job.ended else None,
+            "created_at": iso(job.created),
+            "expires_at": iso(job.created + _WINDOW),
             "archived_at": None,
-            "cancel_initiated_at": _iso(job.created) if job.cancel_at is not None else None,
+            "cancel_initiated_at": iso(job.created) if job.cancel_at is not None else None,
             "results_url": f"{job.results_host}/messages/batches/{job.id}/results"
             if ended
             else None,
@@ -435,7 +387,7 @@ class BatchStore:
     # -- Gemini --------------------------------------------------------------------------
 
     def _gemini_create(self, model: str, path: str, headers: Mapping[str, str], body: bytes) -> Any:
-        payload = _json_object(body)
+        payload = json_object(body)
         batch = payload.get("batch")
         config = batch.get("inputConfig") if isinstance(batch, dict) else None
         wrapped = config.get("requests") if isinstance(config, dict) else None
@@ -487,8 +439,8 @@ class BatchStore:
             "displayName": "mock batch",
             "name": job.id,
             "state": state,
-            "createTime": _iso(job.created),
-            "updateTime": _iso(self._wall()),
+            "createTime": iso(job.created),
+            "updateTime": iso(self._wall()),
             "batchStats": {
                 "requestCount": str(total),
                 "successfulRequestCount": str(ok),
@@ -498,7 +450,7 @@ class BatchStore:
         }
         view: dict[str, Any] = {"name": job.id, "metadata": meta, "done": job.ended is not None}
         if job.ended is not None:
-            meta["endTime"] = _iso(job.ended)
+            meta["endTime"] = iso(job.ended)
         if status == "failed":
             view["error"] = {"code": 3, "message": "mock validation failure (x-mock-batch: fail)"}
         elif job.outcomes is not None:
@@ -659,7 +611,9 @@ class BatchStore:
                 headers["x-mock-fault"] = str(job.fault.item_status)
             answer = self._process("POST", request.path, {}, headers, request.body)
             request_id = answer.header("x-request-id") or answer.header("request-id") or ""
-            outcomes.append((request.custom_id, _Answer(answer.status, _body(answer), request_id)))
+            outcomes.append(
+                (request.custom_id, _Answer(answer.status, answer_body(answer), request_id))
+            )
         job.outcomes = outcomes
         job.ended = self._wall()
         if job.family == "openai":
@@ -701,55 +655,3 @@ def _openai_lines(data: bytes, endpoint: str) -> tuple[list[_Request], list[dict
         seen.add(entry["custom_id"])
         requests.append(_Request(entry["custom_id"], endpoint, dumps(entry["body"])))
     return requests, errors
-
-
-def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a ``multipart/form-data`` body: name -> (filename, value)."""
-    match = _BOUNDARY.search(content_type)
-    if not content_type.lower().startswith("multipart/form-data") or not match:
-        raise RequestError("the request must be multipart/form-data with a boundary")
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, value = part.partition(b"\r\n\r\n")
-        if not sep:
-            raise RequestError("a multipart part has no header block")
-        value = value.removesuffix(b"\r\n")
-        disposition = next(
-            (
-                line.decode("latin-1")
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-disposition")
-            ),
-            "",
-        )
-        params = dict(_DISPOSITION.findall(disposition))
-        if "name" in params:
-            fields[params["name"]] = (params.get("filename"), value)
-    return fields
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"We could not parse the JSON body of your request: {exc}") from None
-    if not isinstance(payload, dict):
-        raise RequestError("the request body must be a JSON object")
-    return payload
-
-
-def _body(answer: MockResponse) -> Any:
-    content = answer.content()
-    try:
-        return json.loads(content)
-    except ValueError:
-        return content.decode("utf-8", "replace")
-
-
-def _iso(seconds: float) -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1e6):06d}Z"
-    )
