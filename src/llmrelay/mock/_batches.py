@@ -618,7 +618,6 @@ class BatchStore:
         job.ended = self._wall()
         if job.family == "openai":
             self._openai_files(job)
-        job.requests = job.requests  # kept: counts are read from it
 
 
 def _openai_lines(data: bytes, endpoint: str) -> tuple[list[_Request], list[dict[str, Any]]]:
