@@ -21,6 +21,11 @@ PUBLIC_NAMES = [
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCounts",
+    "BatchItemError",
+    "BatchJob",
+    "BatchNotReadyError",
+    "BatchStatus",
     "Budget",
     "BudgetExceededError",
     "ChatResponse",
@@ -93,6 +98,8 @@ VALUE_TYPES = [
     "Timeout",
     "RetryPolicy",
     "RateLimit",
+    "BatchJob",
+    "BatchCounts",
 ]
 
 # DESIGN.md §2: (name, parent)
@@ -115,6 +122,8 @@ ERROR_TREE = [
     ("OutputValidationError", "ResponseError"),
     ("StreamError", "LLMError"),
     ("ClientStateError", "LLMError"),
+    ("BatchItemError", "LLMError"),
+    ("BatchNotReadyError", "LLMError"),
 ]
 
 
@@ -168,6 +177,13 @@ def _example(cls: type) -> object:
         llmrelay.ToolCallDelta: {"index": 0},
         llmrelay.EmbeddingResponse: {"vectors": [[0.0]]},
         llmrelay.ModelInfo: {"id": "m"},
+        llmrelay.BatchJob: {
+            "id": "batch_1",
+            "provider": "openai",
+            "status": "completed",
+            "counts": llmrelay.BatchCounts(total=1, succeeded=1),
+        },
+        llmrelay.BatchCounts: {"total": 1},
     }
     return cls(**required.get(cls, {}))
 

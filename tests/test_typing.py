@@ -26,6 +26,7 @@ MISTAKES = """
         await client.batch(["hi"], max_tokens="5")  # error: "max_tokens" to "batch"
         async for _ in client.as_completed(["hi"], temprature=1):  # error: "temprature"
             pass
+        await client.submit_batch(["hi"], temprature=1)  # error: "temprature" for "submit_batch"
 
 
     def use_sync() -> None:
@@ -40,6 +41,8 @@ MISTAKES = """
         client.as_completed(["hi"], temprature=1)  # error: "temprature" for "as_completed"
         client.embed(["hi"], temprature=1)  # error: "temprature" for "embed" of "Client"
         client.models(temprature=1)  # error: "temprature" for "models" of "Client"
+        client.submit_batch(["hi"], temprature=1)  # error: "temprature" for "submit_batch"
+        client.wait_batch("b", poll_intervall=1)  # error: "poll_intervall" for "wait_batch"
 """
 
 CORRECT = """
@@ -58,6 +61,12 @@ CORRECT = """
         async for index, outcome in client.as_completed(["a"], model="m", timeout=5.0):
             assert_type(index, int)
             assert_type(outcome, llmrelay.ChatResponse | llmrelay.LLMError)
+        job = await client.submit_batch(["a", "b"], model="m", max_tokens=5)
+        assert_type(job, llmrelay.BatchJob)
+        assert_type(job.status, llmrelay.BatchStatus)
+        assert_type(await client.wait_batch(job.id, poll_interval=1.0), llmrelay.BatchJob)
+        outcomes = await client.batch_results(job.id)
+        assert_type(outcomes, list[llmrelay.ChatResponse | llmrelay.LLMError])
 
 
     def use_sync() -> None:
@@ -74,6 +83,12 @@ CORRECT = """
                     assert_type(outcome, llmrelay.ChatResponse | llmrelay.LLMError)
             assert_type(client.embed(["a"], model="e"), llmrelay.EmbeddingResponse)
             assert_type(client.models(timeout=3), list[llmrelay.ModelInfo])
+            job = client.submit_batch(["a"], temperature=0.1)
+            assert_type(client.get_batch(job.id), llmrelay.BatchJob)
+            assert_type(client.cancel_batch(job.id), llmrelay.BatchJob)
+            assert_type(
+                client.batch_results(job.id), list[llmrelay.ChatResponse | llmrelay.LLMError]
+            )
         assert_type(llmrelay.Client.from_profile("work", model="m"), llmrelay.Client)
 """
 
@@ -108,8 +123,12 @@ def test_chat_options_are_exactly_the_keyword_parameters_of_chat() -> None:
 
 
 @pytest.mark.parametrize(
-    "method", ["__init__", "chat", "stream", "batch", "as_completed", "embed", "models"]
-)
+    "method",
+    [
+        "__init__", "chat", "stream", "batch", "as_completed", "embed", "models",
+        "submit_batch", "get_batch", "wait_batch", "batch_results", "cancel_batch",
+    ],
+)  # fmt: skip
 def test_the_sync_client_shows_the_parameters_of_the_async_one(method: str) -> None:
     sync = inspect.signature(getattr(llmrelay.Client, method))
     async_ = inspect.signature(getattr(llmrelay.AsyncClient, method))

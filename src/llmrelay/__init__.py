@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ._batch_job import BatchCounts, BatchJob, BatchStatus
 from ._client import AsyncClient
 from ._config import CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
@@ -21,6 +22,8 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BatchItemError,
+    BatchNotReadyError,
     BudgetExceededError,
     CircuitOpenError,
     ClientStateError,
@@ -116,6 +119,11 @@ __all__ = [
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCounts",
+    "BatchItemError",
+    "BatchJob",
+    "BatchNotReadyError",
+    "BatchStatus",
     "Budget",
     "BudgetExceededError",
     "ChatResponse",

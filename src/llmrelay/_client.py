@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._batch import ChatOptions
+    from ._batch_job import BatchJob
     from ._routes import Budget, Route
     from ._settings import ClientConfig
     from ._stream import ChatStream
@@ -709,3 +710,61 @@ class AsyncClient:
         )
         models: list[ModelInfo] = (await self._chain.send(call)).value
         return models
+
+    # -- provider Batch APIs (the logic is in _provider_batch.py) -----------------------------
+
+    async def submit_batch(
+        self, prompts: Sequence[MessagesInput], **options: Unpack[ChatOptions]
+    ) -> BatchJob:
+        """Submit `prompts` as one job to the provider's Batch API (OpenAI, Anthropic, Gemini;
+        half the price, results within the provider's window, typically 24 h). `options` are
+        `chat()`'s keyword arguments, the same for every prompt. An input over the provider's
+        limits is split into several jobs, shown as one `BatchJob` (see `BatchJob`).
+        Another provider: a `ConfigError` naming those that have one."""
+        from . import _provider_batch
+        from ._batch import check_options, check_prompts
+
+        check_options("AsyncClient.submit_batch", options)
+        check_prompts("AsyncClient.submit_batch", prompts)
+        self._check()
+        return await _provider_batch.submit(self, prompts, dict(options))
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """The job's current state: `status`, `counts`..."""
+        from . import _provider_batch
+
+        self._check()
+        return await _provider_batch.get(self, batch_id)
+
+    async def wait_batch(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = C.BATCH_POLL_INTERVAL,
+        timeout: float | None = None,
+        on_progress: Callable[[BatchJob], Any] | None = None,
+    ) -> BatchJob:
+        """Poll the job every `poll_interval` seconds until it has ended and return it;
+        `on_progress(job)` sees every state. `timeout` (seconds) raises `TimeoutError`."""
+        from . import _provider_batch
+
+        self._check()
+        return await _provider_batch.wait(
+            self, batch_id, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress
+        )
+
+    async def batch_results(self, batch_id: str) -> list[ChatResponse | LLMError]:
+        """One outcome per prompt of an ended job, in input order: the `ChatResponse`, or the
+        typed error of that prompt (a `BatchItemError` for one that never ran: expired,
+        cancelled, or the job failed). A job still running: `BatchNotReadyError`."""
+        from . import _provider_batch
+
+        self._check()
+        return await _provider_batch.results(self, batch_id)
+
+    async def cancel_batch(self, batch_id: str) -> BatchJob:
+        """Ask the provider to cancel the job; what finished before stays in its results."""
+        from . import _provider_batch
+
+        self._check()
+        return await _provider_batch.cancel(self, batch_id)

@@ -102,3 +102,17 @@ BREAKER_COOLDOWN_SECONDS = 5.0
 # 529 multiplies the calls allowed in flight by this (once per window: the rejections of calls
 # sent before the last decrease do not count again); each success adds 1/limit.
 AIMD_DECREASE_FACTOR = 0.5
+
+# Provider Batch APIs: what one job may hold (a bigger input is split into several jobs), and
+# how often `wait_batch()` and the CLI ask for a job's state (seconds).
+OPENAI_BATCH_MAX_REQUESTS = 50_000  # per input file
+OPENAI_BATCH_MAX_BYTES = 200 * 1024 * 1024
+ANTHROPIC_BATCH_MAX_REQUESTS = 100_000
+ANTHROPIC_BATCH_MAX_BYTES = 256 * 1024 * 1024
+GEMINI_BATCH_MAX_REQUESTS = 100_000  # inline requests: no documented count, this keeps jobs sane
+GEMINI_BATCH_MAX_BYTES = 20 * 1024 * 1024  # the documented size of an inline batch request
+# Room kept under a byte limit for the envelope around the requests (multipart, JSON wrapper).
+BATCH_ENVELOPE_BYTES = 64 * 1024
+BATCH_POLL_INTERVAL = 15.0
+# A split submission that fails half way cancels the parts already made, for at most this long.
+BATCH_CLEANUP_SECONDS = 30.0

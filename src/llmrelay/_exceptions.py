@@ -18,6 +18,8 @@
     ├── RateLimitBackendError       the shared rate limit's Redis cannot be reached or failed
     ├── StreamError                 an error inside a stream, or a stream cut short
     ├── BudgetExceededError         a call would pass the client's budget (nothing was sent)
+    ├── BatchItemError              a provider batch left one input without an answer
+    ├── BatchNotReadyError          `batch_results()` of a provider batch that has not ended
     └── AllRoutesFailedError        every fallback route failed; also an instance of the last
                                     route's error class (`except RateLimitError` still works)
 
@@ -36,6 +38,8 @@ __all__ = [
     "AllRoutesFailedError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchItemError",
+    "BatchNotReadyError",
     "BudgetExceededError",
     "CircuitOpenError",
     "ClientStateError",
@@ -261,6 +265,37 @@ class AllRoutesFailedError(LLMError):
     """
 
     errors: list[tuple[str, LLMError]]
+
+
+class BatchItemError(LLMError):
+    """One input of a provider batch that got no answer: `reason` is "expired" (the job's
+    window ran out first), "cancelled", "failed" (the whole job was refused; the message says
+    why) or "missing" (the provider's results leave it out). A request that ran and failed is
+    the usual typed error instead (`BadRequestError`, `RateLimitError`...)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        provider: str | None = None,
+        batch_id: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.provider = provider
+        self.batch_id = batch_id
+        self.index = index  # the input's position in the prompts given to submit_batch()
+
+
+class BatchNotReadyError(LLMError):
+    """`batch_results()` was asked for a job that has not ended yet; `.job` is its state
+    (wait with `wait_batch()`, or poll `get_batch()` until `job.done`)."""
+
+    def __init__(self, message: str, *, job: Any = None) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

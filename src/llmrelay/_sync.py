@@ -17,6 +17,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._batch_job import BatchJob
 from ._client import AsyncClient, ClientStateError
 from ._exceptions import LLMError
 from ._stream import ChatStream
@@ -260,6 +261,26 @@ class Client:
     @_params_of(AsyncClient.models)
     def models(self, *args: Any, **kwargs: Any) -> list[ModelInfo]:
         return self._open_portal().call(partial(self._async.models, *args, **kwargs))
+
+    @_params_of(AsyncClient.submit_batch)
+    def submit_batch(self, *args: Any, **kwargs: Any) -> BatchJob:
+        return self._open_portal().call(partial(self._async.submit_batch, *args, **kwargs))
+
+    @_params_of(AsyncClient.get_batch)
+    def get_batch(self, *args: Any, **kwargs: Any) -> BatchJob:
+        return self._open_portal().call(partial(self._async.get_batch, *args, **kwargs))
+
+    @_params_of(AsyncClient.wait_batch)
+    def wait_batch(self, *args: Any, **kwargs: Any) -> BatchJob:
+        return self._open_portal().call(partial(self._async.wait_batch, *args, **kwargs))
+
+    @_params_of(AsyncClient.batch_results)
+    def batch_results(self, *args: Any, **kwargs: Any) -> list[ChatResponse | LLMError]:
+        return self._open_portal().call(partial(self._async.batch_results, *args, **kwargs))
+
+    @_params_of(AsyncClient.cancel_batch)
+    def cancel_batch(self, *args: Any, **kwargs: Any) -> BatchJob:
+        return self._open_portal().call(partial(self._async.cancel_batch, *args, **kwargs))
 
 
 def _close_at_exit(client: Client) -> None:

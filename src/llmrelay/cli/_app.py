@@ -182,6 +182,18 @@ def mock() -> None:
     help="Seconds between streamed chunks.",
 )
 @click.option("--chunks", type=click.IntRange(min=1), help="Content chunks per stream.")
+@click.option(
+    "--batch-delay",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a provider batch job runs before it ends.",
+)
+@click.option(
+    "--batch-fault",
+    metavar="SPEC",
+    help="Every batch job's fault: expire[;done=N], fail, fail-items=I,J[;item-status=S].",
+)
 @click.option("--access-log/--no-access-log", default=True, help="Log each request.")
 def mock_serve(
     host: str,
@@ -191,6 +203,8 @@ def mock_serve(
     seed: int,
     chunk_delay: float,
     chunks: int | None,
+    batch_delay: float,
+    batch_fault: str | None,
     access_log: bool,
 ) -> None:
     """Serve the mock engine over HTTP until Ctrl-C.
@@ -206,7 +220,13 @@ def mock_serve(
     options: dict[str, Any] = {"faults": faults} if faults else {}  # else the engine's
     try:
         engine = MockEngine(
-            seed=seed, fault_rate=fault_rate, chunk_delay=chunk_delay, chunks=chunks, **options
+            seed=seed,
+            fault_rate=fault_rate,
+            chunk_delay=chunk_delay,
+            chunks=chunks,
+            batch_delay=batch_delay,
+            batch_fault=batch_fault,
+            **options,
         )
     except ValueError as exc:  # a bad fault spec
         raise CLIError(str(exc), EXIT_USAGE) from None
@@ -232,6 +252,10 @@ def mock_serve(
     console.print(f"[bold]llmrelay mock server[/bold] on {url}")
     console.print(f"  models: {', '.join(MOCK_MODELS)} · faults: {fault_text}")
     console.print("  per-request faults: header x-mock-fault: 429;retry-after=1;times=2")
+    console.print(
+        f"  provider batches end after {batch_delay:g} s; per job: header "
+        "x-mock-batch: expire;done=N | fail | fail-items=I,J"
+    )
     console.print(f"  try: llmrelay -p mock --base-url {url}/v1 ask 'Hello'")
     console.print("  Ctrl-C to stop.")
     sys.stderr.flush()

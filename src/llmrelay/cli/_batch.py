@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
+from .. import _constants as C
 from .._batch import run_pool
 from .._client import AsyncClient
 from .._config import RateLimit
 from .._exceptions import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BudgetExceededError,
@@ -41,6 +42,7 @@ from ._batch_io import (
     BatchFileError,
     BatchItem,
     ResultWriter,
+    outcome_record,
     prepare_results,
     read_prompts,
     recorded_outcomes,
@@ -60,7 +62,7 @@ from ._common import (
 from ._render import BatchStats, ProgressView, progress_bar, summary_table
 
 if TYPE_CHECKING:
-    from .._types import MessageDict
+    from .._types import ChatResponse, MessageDict
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -177,9 +179,9 @@ class _Job:
         """The result record of one item (`None` when the whole run must stop)."""
         digest = hashlib.sha256(item.key.encode()).hexdigest()[:20]
         key = f"llmrelay-batch-{self.token}-{digest}"
-        record: dict[str, Any] = {"id": item.id}
+        outcome: ChatResponse | LLMError
         try:
-            reply = await self.client.chat(
+            outcome = await self.client.chat(
                 cast("list[MessageDict]", item.messages),  # checked when the file was read
                 model=item.model,
                 extra_headers={IDEMPOTENCY_HEADER: key},
@@ -194,26 +196,8 @@ class _Job:
             self.tracker.attempts.pop(key, None)
             return _UNSENT
         except LLMError as exc:
-            status = exc.status_code if isinstance(exc, APIStatusError) else None
-            record.update(
-                ok=False,
-                error={"type": type(exc).__name__, "message": str(exc), "status_code": status},
-            )
-        else:
-            usage = reply.usage
-            record.update(
-                ok=True,
-                text=reply.text,
-                usage=None
-                if usage is None
-                else {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-                finish_reason=reply.finish_reason,
-                model=reply.model,
-            )
+            outcome = exc
+        record = outcome_record(item.id, outcome)
         # From the first attempt on the wire (not the wait for a free slot), retries included.
         sent = self.tracker.first_sent.pop(key, None)
         record["latency_ms"] = (
@@ -282,6 +266,19 @@ def parse_prices(
     "Models are priced from the bundled table and --price.",
 )
 @click.option("--retry-failed", is_flag=True, help="Remove failed results and send them again.")
+@click.option(
+    "--provider-batch",
+    is_flag=True,
+    help="Send the prompts through the provider's Batch API (OpenAI, Anthropic, Gemini: half "
+    "the price, done within its window); polls until done. Rerun to resume the same jobs.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=C.BATCH_POLL_INTERVAL,
+    show_default=True,
+    help="Seconds between two looks at a provider batch job.",
+)
 @click.option("--no-progress", is_flag=True, help="No live progress bar.")
 @shared_options
 @click.pass_context
@@ -296,6 +293,8 @@ def batch(
     max_cost: float | None,
     retry_failed: bool,
     no_progress: bool,
+    provider_batch: bool,
+    poll_interval: float,
     **shared: Any,
 ) -> None:
     """Run every prompt of a JSONL file; write one result line per prompt.
@@ -311,6 +310,10 @@ def batch(
     status: 0 every prompt has an ok result, 1 some failed, 2 bad input, 130 interrupted.
     """
     state = State.of(ctx, shared)
+    if provider_batch or ctx.get_parameter_source("poll_interval") != ParameterSource.DEFAULT:
+        from ._provider_batch import check_options
+
+        check_options(ctx, provider_batch, rpm=rpm, tpm=tpm, prices=prices)
     output = output or prompts.with_name(prompts.stem + ".results.jsonl")
     if output.resolve() == prompts.resolve():
         raise CLIError("the results file must not be the prompts file", EXIT_USAGE)
@@ -335,6 +338,14 @@ def batch(
         to_send=len(pending),
         max_cost=max_cost,
     )
+    if provider_batch:
+        from ._provider_batch import provider_batch_command
+
+        failed = provider_batch_command(
+            ctx, state.config(), items, pending, output, poll_interval, not no_progress
+        )
+        _check_outcomes(items, output, failed_now=failed)
+        return
     if not pending:
         console.print(f"nothing to send: all {len(items)} prompts have results in {shown}")
     else:

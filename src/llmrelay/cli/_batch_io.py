@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._decoding import decode_text
-from .._exceptions import ConfigError
+from .._exceptions import APIStatusError, ConfigError, LLMError
 from .._request import build_params, normalize_messages
+from .._types import ChatResponse
 
 PARAM_NAMES = (
     "temperature",
@@ -265,3 +266,32 @@ class ResultWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def outcome_record(ident: str | int, outcome: ChatResponse | LLMError) -> dict[str, Any]:
+    """The result line of one prompt, without the timing keys: ``{"id", "ok": true, "text",
+    "usage", "finish_reason", "model"}`` or ``{"id", "ok": false, "error": {"type",
+    "message", "status_code"}}``. The live batch and the provider batch write the same."""
+    record: dict[str, Any] = {"id": ident}
+    if isinstance(outcome, LLMError):
+        status = outcome.status_code if isinstance(outcome, APIStatusError) else None
+        record.update(
+            ok=False,
+            error={"type": type(outcome).__name__, "message": str(outcome), "status_code": status},
+        )
+        return record
+    usage = outcome.usage
+    record.update(
+        ok=True,
+        text=outcome.text,
+        usage=None
+        if usage is None
+        else {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        finish_reason=outcome.finish_reason,
+        model=outcome.model,
+    )
+    return record

@@ -20,6 +20,11 @@ Routes (any base-URL prefix works, e.g. ``/v1``, ``/openai/v1``, ``/v1beta``):
   ``?alt=sse``, else one JSON array), ``:embedContent``, ``:batchEmbedContents``, ``:countTokens``,
   ``GET …/models``, ``GET …/models/{id}``. Request fields are read in lowerCamel or snake_case,
   as the service accepts both.
+- Batch APIs (see `llmrelay.mock._batches`): OpenAI ``…/files`` (multipart upload, ``GET
+  …/files/{id}[/content]``) and ``…/batches[/{id}[/cancel]]``; Anthropic
+  ``…/messages/batches[/{id}[/cancel|/results]]``; Gemini ``…/models/{m}:batchGenerateContent``,
+  ``GET …/batches/{id}``, ``POST …/batches/{id}:cancel``. Jobs end after ``batch_delay``
+  seconds; ``x-mock-batch: expire;done=N | fail | fail-items=I,J;item-status=S | delay=S``.
 - ``GET …/models`` and ``GET …/models/{id}`` answer in Anthropic's shape when the request has an
   ``anthropic-version`` or ``x-api-key`` header, in Gemini's when it has ``x-goog-api-key``, a
   ``key`` query parameter or a ``/v1beta`` path, else in OpenAI's; a model the mock does not serve

@@ -3,6 +3,8 @@
 No I/O, no clock, no httpx: the faces (`MockTransport`, the ASGI server) deliver what it returns.
 Its one piece of state is a bounded table of attempt counters per call (`_attempts`), so that a
 fault with `times=N` strikes the first N attempts of a request and then lets retries through.
+The exception is the provider Batch APIs (`_batches.BatchStore`, `engine.batches`): uploaded
+files and jobs are state, and a job ends by the clock.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from ._anthropic_wire import AnthropicWire
 from ._attempts import AttemptTable, sdk_attempt
+from ._batches import DEFAULT_BATCH_DELAY, BatchStore
 from ._common import MAX_CHUNKS, Call, JSONObject, RequestError, StreamPlan, Wire, dumps
 from ._faults import FaultSpec, format_seconds, split_model_fault
 from ._gemini_wire import GeminiWire
@@ -28,6 +31,7 @@ _OPENAI: Wire = OpenAIWire()
 _ANTHROPIC: Wire = AnthropicWire()
 _GEMINI: Wire = GeminiWire()
 _RESPONSES: Wire = ResponsesWire()  # OpenAI's /v1/responses
+_WIRES = {"openai": _OPENAI, "anthropic": _ANTHROPIC, "gemini": _GEMINI}
 _GOOGLE_VERSION = re.compile(r"/v1(alpha|beta)\d*(/|$)")
 _FAULT_MESSAGES = {
     429: "Rate limit exceeded, please slow down",
@@ -64,6 +68,8 @@ class MockEngine:
         chunk_delay: float = 0.0,
         chunks: int | None = None,
         max_tracked_keys: int = DEFAULT_MAX_TRACKED_KEYS,
+        batch_delay: float = DEFAULT_BATCH_DELAY,
+        batch_fault: str | None = None,
     ) -> None:
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be between 0 and 1, got {fault_rate!r}")
@@ -83,6 +89,8 @@ class MockEngine:
         self.chunk_delay = chunk_delay
         self.chunks = chunks
         self._attempts = AttemptTable(max_tracked_keys)
+        # Provider Batch APIs (files, jobs): the engine's one stateful, clocked part.
+        self.batches = BatchStore(self.handle, delay=batch_delay, fault=batch_fault)
 
     def __repr__(self) -> str:
         return (
@@ -125,6 +133,9 @@ class MockEngine:
         key: str,
         attempt: int,
     ) -> MockResponse:
+        batch = self.batches.route(method, path, _hinted(headers, query, path).name)
+        if batch is not None:
+            return self._batch(batch, path, headers, body, key, attempt)
         wire, endpoint = _route(method, path, headers, query)
         out = _Out(wire, request_id=f"req_mock_{_digest(key, str(attempt))[:24]}", attempt=attempt)
         if endpoint is None:
@@ -152,6 +163,40 @@ class MockEngine:
                 status=200, headers=out.final(*_SSE), steps=steps, stall_before=stall
             )
         return out.body(dumps(answer), fault, stall)
+
+    def _batch(
+        self,
+        route: tuple[str, Any],
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        key: str,
+        attempt: int,
+    ) -> MockResponse:
+        """Answer a Batch API request (status faults apply as to any request)."""
+        family, handler = route
+        out = _Out(
+            _WIRES[family],
+            request_id=f"req_mock_{_digest(key, str(attempt))[:24]}",
+            attempt=attempt,
+        )
+        try:
+            fault = self._pick_fault(_options(headers, None, 0.0)[2], key, attempt)
+            if fault is not None and fault.kind == "status":
+                out.headers.append(("x-mock-fault", fault.text))
+                return out.fault_status(fault)
+            status, payload, *content_type = handler(path, headers, body)
+        except RequestError as exc:
+            return out.error(exc.status, exc.message)
+        if not content_type:
+            if fault is not None and fault.in_body and status == 200:  # e.g. a lost answer
+                out.headers.append(("x-mock-fault", fault.text))
+                return out.body(dumps(payload), fault, 0.0)
+            return out.json(status, dumps(payload))
+        size = ("content-length", str(len(payload)))
+        return MockResponse(
+            status=status, headers=out.final(("content-type", content_type[0]), size), body=payload
+        )
 
     def _pick_fault(self, chosen: FaultSpec | None, key: str, attempt: int) -> FaultSpec | None:
         if chosen is not None and chosen.fires(attempt):
@@ -274,17 +319,21 @@ def _route(
     method: str, path: str, headers: Mapping[str, str], query: Mapping[str, str]
 ) -> tuple[Wire, str | None]:
     """The wire family and endpoint of a request; the hinted family answers unknown routes."""
-    if "anthropic-version" in headers or "x-api-key" in headers:
-        hinted = _ANTHROPIC
-    elif "x-goog-api-key" in headers or "key" in query or _GOOGLE_VERSION.search(path):
-        hinted = _GEMINI
-    else:
-        hinted = _OPENAI
+    hinted = _hinted(headers, query, path)
     for wire in (hinted, _GEMINI, _ANTHROPIC, _OPENAI, _RESPONSES):
         endpoint = wire.route(method, path)
         if endpoint is not None:
             return wire, endpoint
     return hinted, None
+
+
+def _hinted(headers: Mapping[str, str], query: Mapping[str, str], path: str) -> Wire:
+    """The family a request's headers (or its Google-style path) point to."""
+    if "anthropic-version" in headers or "x-api-key" in headers:
+        return _ANTHROPIC
+    if "x-goog-api-key" in headers or "key" in query or _GOOGLE_VERSION.search(path):
+        return _GEMINI
+    return _OPENAI
 
 
 def _options(

@@ -50,6 +50,7 @@ class Call:
         "new_parser",
         "params",
         "parse",
+        "raw",
         "request",
         "request_id",
         "retry",
@@ -98,6 +99,7 @@ class Call:
         # call in its own wire format; and the provider that answered, once a route did.
         self.request: Any = None
         self.route: str | None = None
+        self.raw = False  # `parse` takes the body's bytes, not its JSON (a file download)
 
     def __repr__(self) -> str:
         path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]

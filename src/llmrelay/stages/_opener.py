@@ -86,7 +86,7 @@ class ReplyOpener:
 
     def _parse(self, call: Call, reply: Reply, content: bytes) -> Any:
         try:
-            data = json.loads(content)
+            data = content if call.raw else json.loads(content)
         except ValueError:
             snippet = self._mask.content(content)[:200].decode("utf-8", "replace")
             raise ResponseError(
