@@ -30,6 +30,8 @@ PUBLIC_NAMES = [
     "ContentPart",
     "DeveloperMessage",
     "EmbeddingResponse",
+    "ErrorEvent",
+    "Hooks",
     "ImagePart",
     "ImageURL",
     "InputAudio",
@@ -47,7 +49,10 @@ PUBLIC_NAMES = [
     "RateLimitError",
     "ReasoningBlock",
     "ReasoningBlockDict",
+    "RequestEvent",
     "ResponseError",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "StreamChunk",
     "StreamError",
@@ -65,6 +70,8 @@ PUBLIC_NAMES = [
     "UsageTotals",
     "UserMessage",
     "__version__",
+    "instrument",
+    "uninstrument",
 ]
 
 VALUE_TYPES = [

@@ -33,6 +33,7 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._hooks import ErrorEvent, Hooks, RequestEvent, ResponseEvent, RetryEvent
 from ._types import (
     AssistantMessage,
     AudioPart,
@@ -64,6 +65,7 @@ from ._usage import ModelTotals, UsageTotals
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from ._otel import instrument, uninstrument
     from ._stream import ChatStream
     from ._sync import Client, SyncStream
 
@@ -79,6 +81,10 @@ def __getattr__(name: str) -> object:
         from . import _sync
 
         return getattr(_sync, name)
+    if name in ("instrument", "uninstrument"):  # OpenTelemetry itself loads only when called
+        from . import _otel
+
+        return getattr(_otel, name)
     if name == "ChatStream":
         from ._stream import ChatStream
 
@@ -105,6 +111,8 @@ __all__ = [
     "ContentPart",
     "DeveloperMessage",
     "EmbeddingResponse",
+    "ErrorEvent",
+    "Hooks",
     "ImagePart",
     "ImageURL",
     "InputAudio",
@@ -122,7 +130,10 @@ __all__ = [
     "RateLimitError",
     "ReasoningBlock",
     "ReasoningBlockDict",
+    "RequestEvent",
     "ResponseError",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "StreamChunk",
     "StreamError",
@@ -140,4 +151,6 @@ __all__ = [
     "UsageTotals",
     "UserMessage",
     "__version__",
+    "instrument",
+    "uninstrument",
 ]

@@ -40,11 +40,10 @@ if TYPE_CHECKING:
     import httpx
 
     from ._batch import ChatOptions
+    from ._hooks import Hooks
     from ._settings import ClientConfig
     from ._stream import ChatStream
     from .providers._base import StreamParser
-    from .stages._base import Stage
-    from .stages._observe import AttemptObserver
 
 __all__ = ["AsyncClient", "ClientStateError"]
 
@@ -75,6 +74,8 @@ class AsyncClient:
     TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
     ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
     path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
+    `hooks` (`llmrelay.Hooks`, or a list of them) are told when each call starts, is retried,
+    and ends.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
         verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -113,6 +115,7 @@ class AsyncClient:
                 verify=verify,
             ),
             http_client,
+            hooks,
         )
 
     @classmethod
@@ -129,18 +132,27 @@ class AsyncClient:
         from ._settings import resolve_profile_config
 
         http_client = overrides.pop("http_client", None)
-        return cls._from_config(resolve_profile_config(name, **overrides), http_client)
+        hooks = overrides.pop("hooks", None)
+        return cls._from_config(resolve_profile_config(name, **overrides), http_client, hooks)
 
     @classmethod
     def _from_config(
-        cls, config: ClientConfig, http_client: httpx.AsyncClient | None = None
+        cls,
+        config: ClientConfig,
+        http_client: httpx.AsyncClient | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> AsyncClient:
         """A client for settings resolved already (by `from_profile` or the CLI)."""
         client = cls.__new__(cls)
-        client._setup(config, http_client)
+        client._setup(config, http_client, hooks)
         return client
 
-    def _setup(self, config: ClientConfig, http_client: httpx.AsyncClient | None) -> None:
+    def _setup(
+        self,
+        config: ClientConfig,
+        http_client: httpx.AsyncClient | None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
+    ) -> None:
         """Build the client from its resolved settings: `__init__` and `_from_config` meet here,
         and nothing below reads anything but `config`."""
         if os.environ.get("LLMRELAY_LOG"):
@@ -170,7 +182,17 @@ class AsyncClient:
             mask=self._mask,
             verify=config.verify,
         )
-        self._chain = self._build_chain()
+        from ._hooks import coerce_hooks, global_hooks
+
+        self._chain = build_chain(
+            self._sender,
+            provider=p,
+            mask=self._mask,
+            usage=self._usage,
+            max_concurrency=config.max_concurrency,
+            rate_limit=config.rate_limit,
+            hooks=(*global_hooks(), *coerce_hooks(hooks)),
+        )
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
             adapter.parse_chat(p, data, request_id)
@@ -179,21 +201,12 @@ class AsyncClient:
         self._loop: object | None = None
         self._retry_overrides: dict[int, RetryPolicy] = {}
 
-    def _build_chain(self, observer: AttemptObserver | None = None) -> Stage:
-        return build_chain(
-            self._sender,
-            provider=self.provider,
-            mask=self._mask,
-            usage=self._usage,
-            max_concurrency=self.max_concurrency,
-            rate_limit=self._config.rate_limit,
-            observer=observer,
-        )
+    def _add_hooks(self, *hooks: Hooks) -> None:
+        """Tell `hooks` about this client's calls from now on (`llmrelay.instrument(client)`,
+        the CLI's batch summary); calls in flight keep their slots."""
+        from .stages._compose import with_hooks
 
-    def _observe_attempts(self, observer: AttemptObserver) -> None:
-        """Tell `observer` about every attempt (used by the CLI's batch summary); only before
-        the first call, since it builds a new chain (with fresh concurrency slots)."""
-        self._chain = self._build_chain(observer)
+        self._chain = with_hooks(self._chain, hooks, provider=self.provider, mask=self._mask)
 
     def __repr__(self) -> str:
         from ._logging import redact_url  # a base URL may carry user:password@
@@ -280,6 +293,7 @@ class AsyncClient:
         model: str | None = None,
         stream: bool = False,
         new_parser: Callable[[], StreamParser] | None = None,
+        operation: str = "chat",
     ) -> Call:
         if extra_headers:  # checked as the client's own: h11 and httpcore's log quote a bad one
             from ._settings import Place, check_setting
@@ -306,6 +320,7 @@ class AsyncClient:
             new_parser=new_parser,
             estimated_tokens=estimated_tokens,
             model=model,
+            operation=operation,
         )
         if wire.json is not None:
             # Encoded here, once: a body JSON cannot carry (NaN, a set) is a ConfigError before
@@ -548,6 +563,7 @@ class AsyncClient:
             extra_headers=extra_headers,
             estimated_tokens=sum(len(t) for t in texts) // C.CHARS_PER_TOKEN_ESTIMATE + 1,
             model=chosen,
+            operation="embed",
         )
         result: EmbeddingResponse = (await self._chain.send(call)).value
         self._usage.record(result.model or chosen, result.usage)
@@ -562,6 +578,7 @@ class AsyncClient:
             parse=lambda data, request_id: p.adapter.parse_models(p, data),
             timeout=timeout,
             max_retries=None,
+            operation="models",
         )
         models: list[ModelInfo] = (await self._chain.send(call)).value
         return models

@@ -45,6 +45,8 @@ class ReplyOpener:
         self._mask = mask
 
     async def send(self, call: Call) -> Reply:
+        if call.first_sent is None:
+            call.first_sent = anyio.current_time()
         reply = await self._inner.send(call)
         call.request_id = reply.request_id
         try:
