@@ -10,6 +10,7 @@ Chromium or Playwright is missing, unless ``CI`` is set: then it fails.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -116,16 +117,18 @@ def browser_context() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("playwright is not installed")
-    with tempfile.TemporaryDirectory(prefix="llmrelay-chromium-") as profile:
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
-            context.set_default_timeout(WAIT_MS)
-            try:
-                yield context
-            finally:
-                context.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="llmrelay-chromium-") as profile,
+        sync_playwright() as playwright,
+    ):
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context.set_default_timeout(WAIT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 @pytest.fixture
@@ -167,7 +170,7 @@ def test_a_reply_streams_into_the_page_in_steps(page: Any, relay: Relay, button:
     seen = page.evaluate("window.seen")
     growing = [text for text in dict.fromkeys(seen) if text]
     assert len(growing) >= 4, seen  # several steps, each longer than the last
-    assert all(b.startswith(a) for a, b in zip(growing, growing[1:], strict=False))
+    assert all(b.startswith(a) for a, b in itertools.pairwise(growing))
     after = relay.wait_status(in_flight=0, completed=before["completed"] + 1)
     assert after["completed"] == before["completed"] + 1
 

@@ -92,8 +92,9 @@ async def replies(
 
 
 class EventStream(StreamingResponse):
-    """A streamed response that notices a browser leaving while nothing is being sent (a
-    model still thinking), not only at the next write: the stream is cancelled either way."""
+    """A streamed response that always watches for the browser leaving, even while nothing is
+    being sent (a model still thinking): Starlette's own does so only under servers that speak
+    ASGI spec 2.3 (uvicorn today), and otherwise notices at the next write."""
 
     media_type = "text/event-stream"
 
