@@ -97,8 +97,8 @@ class Call:
         # (not from its status): the stream reports those as a `StreamError`.
         self.body_error: LLMError | None = None
         self.request_id: str | None = None  # the last attempt's, once a response arrived
-        # The loop time the first attempt went to the sender (past its slot and rate limit):
-        # hooks tell the wait before it apart from the time on the wire.
+        # When (`time.perf_counter()`) the first attempt went to the sender, past its slot and
+        # rate limit: hooks tell the wait before it apart from the time on the wire.
         self.first_sent: float | None = None
 
     def __repr__(self) -> str:

@@ -7,6 +7,8 @@ each retry (`RetryStage.listener`); the opener stamps when the first attempt was
 its end through `Reply.after_close`, when the stream has set the assembled reply as the
 reply's value.
 
+Times are `time.perf_counter()` seconds: wall time, as a user measures a call.
+
 A hook runs in the task that makes the call. One that raises is logged and ignored; one that is
 a coroutine function is awaited (so a slow async hook slows the call: hand slow work to a
 queue).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +95,7 @@ class HooksStage:
             body=call.json,
             mask=self._mask,
         )
-        start = anyio.current_time()
+        start = time.perf_counter()
         self._calls[call] = (request, start)
         try:
             await self._emit("on_request", request)
@@ -105,7 +108,7 @@ class HooksStage:
         finally:
             self._calls.pop(call, None)
         if call.stream:  # the first chunk is in: the rest comes when the stream ends
-            first_chunk = anyio.current_time() - start
+            first_chunk = time.perf_counter() - start
             reply.after_close(partial(self._stream_ended, call, request, start, first_chunk, reply))
         else:
             await self._end(call, request, start, reply.value, None, None)
@@ -135,7 +138,7 @@ class HooksStage:
         error: LLMError | None,
         first_chunk: float | None,
     ) -> None:
-        now = anyio.current_time()
+        now = time.perf_counter()
         sent = call.first_sent
         queued = (now if sent is None else sent) - start
         if result is not None:
