@@ -1,6 +1,6 @@
 """`llmrelay.Hooks` through the real client (the in-process mock, or a loopback server): what
 each hook is told and when, for calls, streams, retries and failures; a raising hook never
-breaks a call; what a hook sees never holds the key."""
+breaks a call; what a hook sees never holds the key. On asyncio and trio."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ from _loopback import LoopbackServer, Request, json_response, loopback
 from llmrelay import ErrorEvent, Hooks, RequestEvent, ResponseEvent, RetryEvent
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
 
 FAST = llmrelay.RetryPolicy(max_retries=2, backoff_base=0.0)
 KEY = "sk-SECRET-hooks-0123456789"

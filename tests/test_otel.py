@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 pytest.importorskip("opentelemetry.sdk")
@@ -268,5 +269,74 @@ def test_import_llmrelay_does_not_load_opentelemetry() -> None:
         "assert not any(m.startswith('opentelemetry') for m in sys.modules), 'loaded'\n"
         "llmrelay.instrument\n"
         "assert not any(m.startswith('opentelemetry') for m in sys.modules), 'loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_instrumenting_again_replaces_the_earlier_settings(telemetry: Telemetry) -> None:
+    telemetry.instrument()
+    async with llmrelay.AsyncClient(provider="mock") as client:
+        telemetry.instrument(client, capture_content=True)
+        telemetry.instrument(client, capture_content=True)
+        await client.chat("once")
+    (span,) = telemetry.spans
+    assert "gen_ai.input.messages" in (span.attributes or {})
+
+
+async def test_gemini_request_parameters_are_read_from_its_generation_config(
+    telemetry: Telemetry,
+) -> None:
+    from llmrelay.mock import MockEngine, MockTransport
+
+    # The mock speaks Gemini's wire format too, in process.
+    async with (
+        httpx.AsyncClient(transport=MockTransport(MockEngine())) as http,
+        llmrelay.AsyncClient(
+            provider="gemini",
+            api_key="k",
+            base_url="http://mock.llmrelay.invalid/v1beta",
+            http_client=http,
+        ) as client,
+    ):
+        telemetry.instrument(client)
+        await client.chat("hi", model="gemini-x", temperature=0.25, max_tokens=9)
+    (span,) = telemetry.spans
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.provider.name"] == "gcp.gemini"
+    assert attributes["gen_ai.request.temperature"] == 0.25
+    assert attributes["gen_ai.request.max_tokens"] == 9
+
+
+async def test_instrumenting_a_client_in_use_keeps_its_calls_in_flight(
+    telemetry: Telemetry,
+) -> None:
+    async with llmrelay.AsyncClient(provider="mock", max_concurrency=1) as client:
+        async with client.stream("a b c d e f") as stream:
+            await stream.__anext__()  # holds the one slot
+            telemetry.instrument(client)
+            with anyio.move_on_after(0.2) as waited:
+                await client.chat("must wait for the slot")
+            assert waited.cancel_called  # the stream still holds it
+        with anyio.fail_after(5):
+            await client.chat("now it can")
+    assert [s.name for s in telemetry.spans] == ["chat mock-echo", "chat mock-echo"]
+
+
+def test_instrument_takes_a_client_only() -> None:
+    with pytest.raises(llmrelay.ConfigError, match="llmrelay client"):
+        llmrelay.instrument("openai")  # type: ignore[arg-type]
+
+
+def test_instrument_without_opentelemetry_says_what_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if it were not installed\n"
+        "import llmrelay\n"
+        "try:\n"
+        "    llmrelay.instrument()\n"
+        "except llmrelay.ConfigError as exc:\n"
+        "    assert \"pip install 'llmrelay[otel]'\" in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('no error')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -26,7 +26,7 @@ Message content (``gen_ai.input.messages``, ``gen_ai.output.messages``) is recor
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._exceptions import APIStatusError, ConfigError
 from ._hooks import (
@@ -39,6 +39,7 @@ from ._hooks import (
     remove_global_hooks,
 )
 from ._types import ChatResponse, EmbeddingResponse
+from .stages._hooks import HooksStage
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -75,6 +76,15 @@ REQUEST_PARAMS = {
     "n": "gen_ai.request.choice.count",
 }
 
+# Gemini keeps them in generationConfig, by other names.
+GEMINI_PARAMS = {
+    "temperature": "gen_ai.request.temperature",
+    "topP": "gen_ai.request.top_p",
+    "maxOutputTokens": "gen_ai.request.max_tokens",
+    "seed": "gen_ai.request.seed",
+    "candidateCount": "gen_ai.request.choice.count",
+}
+
 # The conventions' advised bucket boundaries.
 TOKEN_BUCKETS = [4**i for i in range(14)]  # 1, 4, 16, ... 67108864
 SECONDS_BUCKETS = [0.01 * 2**i for i in range(14)]  # 0.01, 0.02, ... 81.92
@@ -91,7 +101,8 @@ def instrument(
 ) -> None:
     """Trace and measure `client`'s calls, or (without one) those of every client built from
     now on. `capture_content=True` records messages and replies on the spans too. The global
-    providers are used unless `tracer_provider`/`meter_provider` are given."""
+    providers are used unless `tracer_provider`/`meter_provider` are given. Instrumenting
+    again replaces the earlier settings (a client's own call wins over the global one)."""
     global _global
     try:
         from opentelemetry import metrics, trace
@@ -111,9 +122,13 @@ def instrument(
         _global = hooks
         add_global_hooks(hooks)
         return
-    target = getattr(client, "_async", client)  # the sync Client drives an AsyncClient
+    # The sync Client drives an AsyncClient.
+    target = cast("AsyncClient", getattr(client, "_async", client))
     if not hasattr(target, "_add_hooks"):
         raise ConfigError(f"instrument() takes an llmrelay client, not {type(client).__name__}")
+    stage = target._chain
+    if isinstance(stage, HooksStage):  # instrumented already (or by instrument()): replace it
+        stage.hooks = tuple(h for h in stage.hooks if not _is_telemetry(h))
     target._add_hooks(hooks)
 
 
@@ -176,10 +191,9 @@ class _Telemetry:
         attributes = dict(common)
         body = event._body  # unmasked is fine for numbers; content goes through `.body`
         if isinstance(body, dict):
-            for name, attribute in REQUEST_PARAMS.items():
-                value = body.get(name)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    attributes[attribute] = value
+            _request_params(body, REQUEST_PARAMS, attributes)
+            if isinstance(body.get("generationConfig"), dict):
+                _request_params(body["generationConfig"], GEMINI_PARAMS, attributes)
         span = self._tracer.start_span(
             f"{operation} {event.model}" if event.model else operation,
             kind=SpanKind.CLIENT,
@@ -255,6 +269,17 @@ class _Telemetry:
             self._first_chunk.record(first_chunk, metric)
         span.end()
         self._duration.record(duration, metric)
+
+
+def _request_params(body: dict[str, Any], names: dict[str, str], into: dict[str, Any]) -> None:
+    for name, attribute in names.items():
+        value = body.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            into[attribute] = value
+
+
+def _is_telemetry(hooks: Hooks) -> bool:
+    return isinstance(getattr(hooks.on_request, "__self__", None), _Telemetry)
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
