@@ -16,6 +16,7 @@ import anyio
 from . import _constants as C
 from ._config import RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
+from ._hooks import Hooks, coerce_hooks, global_hooks
 from ._keymask import KeyMask
 from ._request import (
     ChatRequest,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     import httpx
 
     from ._batch import ChatOptions
-    from ._hooks import Hooks
     from ._settings import ClientConfig
     from ._stream import ChatStream
     from .providers._base import StreamParser
@@ -182,8 +182,6 @@ class AsyncClient:
             mask=self._mask,
             verify=config.verify,
         )
-        from ._hooks import coerce_hooks, global_hooks
-
         self._chain = build_chain(
             self._sender,
             provider=p,
