@@ -118,7 +118,8 @@ class ResponseEvent:
 class ErrorEvent:
     """The call ended without a result: `error` is the typed error it raised, or `None` when it
     was cancelled or its stream was closed before its end (`time_to_first_chunk` tells whether
-    a stream had started). Times as in `ResponseEvent`."""
+    a stream had started). A stream whose body failed before its first chunk raises a
+    `StreamError` whose cause is `error`. Times as in `ResponseEvent`."""
 
     request: RequestEvent
     error: LLMError | None
