@@ -15,6 +15,9 @@ What it shows:
 - a provider's error reaches the page as a message, never as a blank;
 - `llmrelay.Hooks` counting the calls in flight; ``GET /status`` shows the counts.
 
+The page's model box is there to try the mock's faults (``mock-echo+fault=429``); a relay open
+to the public should not let a browser choose any model: drop it, or check it against a list.
+
 Settings are the usual ones: ``--provider``/``--model`` (or ``LLMRELAY_PROVIDER`` /
 ``LLMRELAY_MODEL``, or ``--profile`` of ``llmrelay.toml``), the provider's key variable; with
 none of them, the mock provider.
