@@ -1,4 +1,5 @@
-"""Benchmark: client CPU per non-streaming request, SDK overhead, peak RSS per in-flight request,
+"""Benchmark: client CPU per non-streaming request (W1; also with `llmrelay.instrument()` when
+the OpenTelemetry SDK is installed), SDK overhead, peak RSS per in-flight request,
 and import time, each against raw httpx measured in the same run.
 
     python benchmarks/bench_requests.py            # full run (a minute or so)
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import httpx
 
@@ -56,23 +58,49 @@ def _raw_call(client: httpx.AsyncClient) -> Callable[[], Awaitable[object]]:
     return one
 
 
+def _otel_providers() -> tuple[object, object] | None:
+    """OpenTelemetry SDK providers that do all the work of recording (spans built and handed
+    to a processor, histograms aggregated) and export nothing; None without the SDK."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            SimpleSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+    except ImportError:
+        return None
+
+    class Discard(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Discard()))
+    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
 async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> dict[str, float]:
-    results: dict[str, list[float]] = {
-        "raw httpx": [],
-        "same transport, raw": [],
-        "llmrelay": [],
-        "llmrelay +fallback+budget": [],
-    }
     raw = httpx.AsyncClient(base_url=url)
     slot = httpx.AsyncClient(base_url=url, transport=SlotTransport())
-    relay = llmrelay.AsyncClient(
-        "openai",
-        base_url=url + "/v1",
-        api_key="sk-bench",
-        model="bench-model",
-        max_concurrency=concurrency,
-    )
 
+    def relay_client() -> llmrelay.AsyncClient:
+        return llmrelay.AsyncClient(
+            "openai",
+            base_url=url + "/v1",
+            api_key="sk-bench",
+            model="bench-model",
+            max_concurrency=concurrency,
+        )
+
+    relay = relay_client()
+    calls = {
+        "raw httpx": _raw_call(raw),
+        "same transport, raw": _raw_call(slot),
+        "llmrelay": partial(relay.chat, MESSAGES),
+    }
     # The same client with a fallback route (never used: the primary answers) and a budget
     # (never reached): the cost of the two stages on the path of every call.
     guarded = llmrelay.AsyncClient(
@@ -89,19 +117,19 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
             )
         ],
     )
-
-    async def relay_one() -> object:
-        return await relay.chat(MESSAGES)
-
-    async def guarded_one() -> object:
-        return await guarded.chat(MESSAGES)
-
-    calls = {
-        "raw httpx": _raw_call(raw),
-        "same transport, raw": _raw_call(slot),
-        "llmrelay": relay_one,
-        "llmrelay +fallback+budget": guarded_one,
-    }
+    calls["llmrelay +fallback+budget"] = partial(guarded.chat, MESSAGES)
+    traced: llmrelay.AsyncClient | None = None
+    providers = _otel_providers()
+    if providers is not None:  # W1 with llmrelay.instrument(): a span and metrics per call
+        traced = relay_client()
+        tracer_provider, meter_provider = providers
+        llmrelay.instrument(
+            traced,
+            tracer_provider=tracer_provider,  # type: ignore[arg-type]
+            meter_provider=meter_provider,  # type: ignore[arg-type]
+        )
+        calls["llmrelay, instrumented"] = partial(traced.chat, MESSAGES)
+    results: dict[str, list[float]] = {name: [] for name in calls}
     for one in calls.values():  # warm up: connections open, caches filled
         await _run(concurrency * 10, concurrency, one)
     for _ in range(rounds):
@@ -111,6 +139,8 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
     await slot.aclose()
     await relay.aclose()
     await guarded.aclose()
+    if traced is not None:
+        await traced.aclose()
     return {name: statistics.median(values) for name, values in results.items()}
 
 
@@ -163,6 +193,11 @@ def main() -> None:
         f"  fallback + budget stages: "
         f"{cpu['llmrelay +fallback+budget'] / cpu['llmrelay']:.3f}× llmrelay without them"
     )
+    if "llmrelay, instrumented" in cpu:
+        print(
+            f"  instrument() (OpenTelemetry SDK, nothing exported) costs "
+            f"{(cpu['llmrelay, instrumented'] - cpu['llmrelay']) * 1e6:.1f} µs per request"
+        )
     print(f"peak RSS per in-flight request ({inflight} held open; VmHWM, fresh processes):")
     for name, value in memory.items():
         print(f"  {name:22s} {value:8.1f} KiB  {value / memory['raw httpx']:5.2f}× raw httpx")

@@ -1,6 +1,6 @@
 """Edges of the core found in review, through the real client: closing a stream from another
 task at every point, a client closed under its streams, keys that must never show, broken
-callbacks and listeners, the attempt observer, unparsable settings."""
+callbacks and listeners, the batch tracker's hooks, unparsable settings."""
 
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def test_a_sync_stream_after_its_client_closed() -> None:
         next(stream)
 
 
-async def test_the_attempt_observer_hears_about_an_attempt_the_total_deadline_cut() -> None:
+async def test_the_batch_tracker_hears_about_an_attempt_the_total_deadline_cut() -> None:
     from llmrelay.cli._batch import AttemptTracker
 
     async with (
@@ -229,11 +229,15 @@ async def test_the_attempt_observer_hears_about_an_attempt_the_total_deadline_cu
         client_for(server, timeout=0.2) as client,
     ):
         tracker = AttemptTracker()
-        client._observe_attempts(tracker)
-        with pytest.raises(llmrelay.APITimeoutError):
-            await client.chat("hi")
+        client._add_hooks(tracker.hooks)
+        token = tracker.current.set("item-1")
+        try:
+            with pytest.raises(llmrelay.APITimeoutError):
+                await client.chat("hi")
+        finally:
+            tracker.current.reset(token)
         assert dict(tracker.failures) == {"timeout": 1}
-        assert sum(tracker.attempts.values()) == 1
+        assert tracker.outcomes["item-1"][0] == 1
 
 
 @pytest.mark.parametrize("url", ["http://[::1/v1", "http:///v1", "http://host:port/v1"])

@@ -40,6 +40,8 @@ PUBLIC_NAMES = [
     "ContentPart",
     "DeveloperMessage",
     "EmbeddingResponse",
+    "ErrorEvent",
+    "Hooks",
     "ImagePart",
     "ImageURL",
     "InputAudio",
@@ -60,7 +62,10 @@ PUBLIC_NAMES = [
     "RateLimitError",
     "ReasoningBlock",
     "ReasoningBlockDict",
+    "RequestEvent",
     "ResponseError",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "Route",
     "StreamChunk",
@@ -80,8 +85,10 @@ PUBLIC_NAMES = [
     "UserMessage",
     "__version__",
     "function_tool",
+    "instrument",
     "run_tool_calls",
     "run_tool_calls_sync",
+    "uninstrument",
 ]
 
 VALUE_TYPES = [

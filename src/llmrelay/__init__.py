@@ -41,6 +41,7 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._hooks import ErrorEvent, Hooks, RequestEvent, ResponseEvent, RetryEvent
 from ._types import (
     AssistantMessage,
     AudioPart,
@@ -72,6 +73,7 @@ from ._usage import ModelTotals, UsageTotals
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from ._otel import instrument, uninstrument
     from ._prices import Price
     from ._routes import Budget, Route
     from ._stream import ChatStream
@@ -98,6 +100,10 @@ def __getattr__(name: str) -> object:
         from ._prices import Price
 
         return Price
+    if name in ("instrument", "uninstrument"):  # OpenTelemetry itself loads only when called
+        from . import _otel
+
+        return getattr(_otel, name)
     if name == "ChatStream":
         from ._stream import ChatStream
 
@@ -138,6 +144,8 @@ __all__ = [
     "ContentPart",
     "DeveloperMessage",
     "EmbeddingResponse",
+    "ErrorEvent",
+    "Hooks",
     "ImagePart",
     "ImageURL",
     "InputAudio",
@@ -158,7 +166,10 @@ __all__ = [
     "RateLimitError",
     "ReasoningBlock",
     "ReasoningBlockDict",
+    "RequestEvent",
     "ResponseError",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "Route",
     "StreamChunk",
@@ -178,6 +189,8 @@ __all__ = [
     "UserMessage",
     "__version__",
     "function_tool",
+    "instrument",
     "run_tool_calls",
     "run_tool_calls_sync",
+    "uninstrument",
 ]

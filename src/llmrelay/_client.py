@@ -16,6 +16,7 @@ import anyio
 from . import _constants as C
 from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
+from ._hooks import Hooks, coerce_hooks, global_hooks
 from ._keymask import KeyMask
 from ._request import (
     ChatRequest,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from ._structured import OutputSpec
     from .providers._base import StreamParser
     from .stages._base import Stage
-    from .stages._observe import AttemptObserver
 
 __all__ = ["AsyncClient", "ClientStateError"]
 
@@ -95,7 +95,11 @@ class AsyncClient:
     TLS certificates are checked against `verify`: certifi's bundle (or ``SSL_CERT_FILE`` /
     ``SSL_CERT_DIR``), ``"system"`` (the OS trust store, ``llmrelay[truststore]``), a CA bundle
     path, your own `ssl.SSLContext`, or `False` (no checks: anyone on the path can read along).
+    `hooks` (`llmrelay.Hooks`, or a list of them) are told when each call starts, is retried,
+    and ends.
     """
+
+    _chain: Stage  # the stage chain every request goes down (`_build_chain`)
 
     def __init__(
         self,
@@ -117,6 +121,7 @@ class AsyncClient:
         fallbacks: Sequence[Route] | None = None,
         budget: Budget | None = None,
         circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -143,6 +148,7 @@ class AsyncClient:
                 api,
             ),
             http_client,
+            hooks,
         )
 
     @classmethod
@@ -160,20 +166,29 @@ class AsyncClient:
 
         http_client = overrides.pop("http_client", None)
         api = overrides.pop("api", None)
+        hooks = overrides.pop("hooks", None)
         return cls._from_config(
-            _with_api(resolve_profile_config(name, **overrides), api), http_client
+            _with_api(resolve_profile_config(name, **overrides), api), http_client, hooks
         )
 
     @classmethod
     def _from_config(
-        cls, config: ClientConfig, http_client: httpx.AsyncClient | None = None
+        cls,
+        config: ClientConfig,
+        http_client: httpx.AsyncClient | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> AsyncClient:
         """A client for settings resolved already (by `from_profile` or the CLI)."""
         client = cls.__new__(cls)
-        client._setup(config, http_client)
+        client._setup(config, http_client, hooks)
         return client
 
-    def _setup(self, config: ClientConfig, http_client: httpx.AsyncClient | None) -> None:
+    def _setup(
+        self,
+        config: ClientConfig,
+        http_client: httpx.AsyncClient | None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
+    ) -> None:
         """Build the client from its resolved settings: `__init__` and `_from_config` meet here,
         and nothing below reads anything but `config`."""
         if os.environ.get("LLMRELAY_LOG"):
@@ -213,12 +228,17 @@ class AsyncClient:
             verify=config.verify,
         )
         self._routes: list[Any] = []  # RouteEntry, with fallbacks
-        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.breaker = (  # fallbacks may skip a client whose breaker is open (`breaker.is_open`)
             None
             if config.circuit_breaker is None
             else Breaker(config.circuit_breaker, provider=p.name)
         )
+        self._hooks: tuple[Hooks, ...] = (*global_hooks(), *coerce_hooks(hooks))
+        for route_client in self._route_clients:
+            # A route is a part of this client: its calls are this client's, told to this
+            # client's hooks once (not again by the route's own copy of the global hooks).
+            route_client._hooks = ()
+            route_client._chain = route_client._build_chain()
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
@@ -228,8 +248,9 @@ class AsyncClient:
         self._loop: object | None = None
         self._retry_overrides: dict[int, RetryPolicy] = {}
 
-    def _build_chain(self, observer: AttemptObserver | None = None) -> Stage:
+    def _build_chain(self) -> Stage:
         config = self._config
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         # With fallbacks the primary is one route among others, with totals of its own;
         # `self._usage` then sums every route's replies.
         usage = (
@@ -242,12 +263,11 @@ class AsyncClient:
             usage=usage,
             max_concurrency=self.max_concurrency,
             rate_limit=config.rate_limit,
-            observer=observer,
             breaker=self.breaker,
             closers=self._closers,
         )
         if not config.fallbacks and config.budget is None:
-            return chain
+            return self._with_hooks(chain)
         routes = None
         if config.fallbacks:
             from .stages._fallback import RouteEntry
@@ -269,14 +289,29 @@ class AsyncClient:
                     )
                 )
         self._routes = routes or []
-        return wrap_chain(
-            chain, usage=self._usage, table=self._usage.table, routes=routes, budget=config.budget
+        return self._with_hooks(
+            wrap_chain(
+                chain,
+                usage=self._usage,
+                table=self._usage.table,
+                routes=routes,
+                budget=config.budget,
+            )
         )
 
-    def _observe_attempts(self, observer: AttemptObserver) -> None:
-        """Tell `observer` about every attempt (used by the CLI's batch summary); only before
-        the first call, since it builds a new chain (with fresh concurrency slots)."""
-        self._chain = self._build_chain(observer)
+    def _with_hooks(self, chain: Stage) -> Stage:
+        if not self._hooks:
+            return chain  # no hooks, no hooks stage: nothing to pay per call
+        from .stages._compose import with_hooks
+
+        return with_hooks(chain, self._hooks, provider=self.provider, mask=self._mask)
+
+    def _add_hooks(self, *hooks: Hooks) -> None:
+        """Tell `hooks` about this client's calls from now on (`llmrelay.instrument(client)`,
+        the CLI's batch summary); calls in flight keep their slots."""
+        from .stages._compose import with_hooks
+
+        self._chain = with_hooks(self._chain, hooks, provider=self.provider, mask=self._mask)
 
     def __repr__(self) -> str:
         from ._logging import redact_url  # a base URL may carry user:password@
@@ -377,6 +412,7 @@ class AsyncClient:
         model: str | None = None,
         stream: bool = False,
         new_parser: Callable[[], StreamParser] | None = None,
+        operation: str = "chat",
     ) -> Call:
         if extra_headers:  # checked as the client's own: h11 and httpcore's log quote a bad one
             from ._settings import Place, check_setting
@@ -403,6 +439,7 @@ class AsyncClient:
             new_parser=new_parser,
             estimated_tokens=estimated_tokens,
             model=model,
+            operation=operation,
         )
         if wire.json is not None:
             # Encoded here, once: a body JSON cannot carry (NaN, a set) is a ConfigError before
@@ -693,6 +730,7 @@ class AsyncClient:
             extra_headers=extra_headers,
             estimated_tokens=sum(len(t) for t in texts) // C.CHARS_PER_TOKEN_ESTIMATE + 1,
             model=chosen,
+            operation="embed",
         )
         result: EmbeddingResponse = (await self._chain.send(call)).value
         self._usage.record(result.model, result.usage, chosen)
@@ -707,6 +745,7 @@ class AsyncClient:
             parse=lambda data, request_id: p.adapter.parse_models(p, data),
             timeout=timeout,
             max_retries=None,
+            operation="models",
         )
         models: list[ModelInfo] = (await self._chain.send(call)).value
         return models

@@ -224,6 +224,7 @@ class _Run:
             self.state = StreamState.COMPLETE
             if guard is not None:
                 guard.close()
+            reply.value = final  # for the stages that look at the finished reply (hooks)
             await reply.aclose(final.usage)  # the slot is free before the callback runs
             self.record(final.model, final.usage, call.model)
             if self.on_complete is not None:

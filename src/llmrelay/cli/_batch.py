@@ -13,6 +13,7 @@ import math
 import os
 import time
 from collections import Counter
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +28,7 @@ from .._client import AsyncClient
 from .._config import RateLimit
 from .._exceptions import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BudgetExceededError,
@@ -34,10 +36,10 @@ from .._exceptions import (
     LLMError,
     PermissionDeniedError,
 )
+from .._hooks import ErrorEvent, Hooks, ResponseEvent, RetryEvent
 from .._routes import Budget
 from .._settings import ClientConfig
 from .._usage import format_usd
-from ..stages._base import Call
 from ._batch_io import (
     BatchFileError,
     BatchItem,
@@ -68,30 +70,37 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 class AttemptTracker:
-    """An attempt observer that counts, for the summary, the attempts of each logical request
-    (by idempotency key, which stays the same across retries) and when its first one was sent,
-    the statuses the server answered, and the attempts that got no answer (timeouts, dropped
-    connections)."""
+    """Hooks that count, for the summary, the error statuses the server answered and the
+    attempts that got no answer (timeouts, dropped connections), retried ones included; and,
+    for each item, its attempts and its latency from its first attempt on the wire (not the
+    wait for a free slot), retries included. The hooks run in the task of the `chat()` call,
+    so the item they are about is the one `current` holds there."""
+
+    current: ContextVar[str | None] = ContextVar("llmrelay_batch_item", default=None)
 
     def __init__(self) -> None:
-        self.attempts: Counter[str] = Counter()
-        self.first_sent: dict[str, float] = {}
         self.statuses: Counter[int] = Counter()
         self.failures: Counter[str] = Counter()
+        self.outcomes: dict[str, tuple[int, float]] = {}  # item key: attempts, latency (s)
+        self.hooks = Hooks(on_retry=self._retried, on_response=self._ended, on_error=self._ended)
 
-    def attempt_started(self, call: Call) -> None:
-        key = call.headers.get(IDEMPOTENCY_HEADER)
-        if key:
-            self.attempts[key] += 1
-            self.first_sent.setdefault(key, time.perf_counter())
-
-    def attempt_ended(self, call: Call, status: int | None, error: BaseException | None) -> None:
-        if status is not None:
-            self.statuses[status] += 1
-        elif isinstance(error, APITimeoutError) or not isinstance(error, LLMError):
-            self.failures["timeout"] += 1  # a cancelled attempt: the total deadline ran out
+    def _count(self, error: LLMError | None) -> None:
+        if isinstance(error, APIStatusError):
+            self.statuses[error.status_code] += 1
+        elif isinstance(error, APITimeoutError):
+            self.failures["timeout"] += 1
         elif isinstance(error, APIConnectionError):
             self.failures["connection error"] += 1
+
+    def _retried(self, event: RetryEvent) -> None:
+        self._count(event.error)
+
+    def _ended(self, event: ResponseEvent | ErrorEvent) -> None:
+        if isinstance(event, ErrorEvent):
+            self._count(event.error)
+        key = self.current.get()
+        if key is not None:
+            self.outcomes[key] = (event.attempts, event.duration - event.queued)
 
 
 async def run_job(
@@ -112,7 +121,7 @@ async def run_job(
     stats.started = time.perf_counter()
     tracker = AttemptTracker()
     async with AsyncClient._from_config(config) as client:
-        client._observe_attempts(tracker)
+        client._add_hooks(tracker.hooks)
         if client.model is None:
             missing = next((item for item in items if item.model is None), None)
             if missing is not None:
@@ -180,6 +189,7 @@ class _Job:
         digest = hashlib.sha256(item.key.encode()).hexdigest()[:20]
         key = f"llmrelay-batch-{self.token}-{digest}"
         outcome: ChatResponse | LLMError
+        current = self.tracker.current.set(key)
         try:
             outcome = await self.client.chat(
                 cast("list[MessageDict]", item.messages),  # checked when the file was read
@@ -192,18 +202,17 @@ class _Job:
             return None
         except BudgetExceededError as exc:
             self.over_budget = self.over_budget or exc
-            self.tracker.first_sent.pop(key, None)
-            self.tracker.attempts.pop(key, None)
+            self.tracker.outcomes.pop(key, None)
             return _UNSENT
         except LLMError as exc:
             outcome = exc
+        finally:
+            self.tracker.current.reset(current)
         record = outcome_record(item.id, outcome)
         # From the first attempt on the wire (not the wait for a free slot), retries included.
-        sent = self.tracker.first_sent.pop(key, None)
-        record["latency_ms"] = (
-            0.0 if sent is None else round((time.perf_counter() - sent) * 1000, 1)
-        )
-        record["attempts"] = self.tracker.attempts.pop(key, 0)
+        attempts, latency = self.tracker.outcomes.pop(key, (0, 0.0))
+        record["latency_ms"] = round(latency * 1000, 1)
+        record["attempts"] = attempts
         return record
 
 

@@ -14,7 +14,7 @@ import-time cost.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..providers._base import StreamParser
 
 FinishListener = Callable[["Usage | None", "LLMError | None"], None]
+CloseListener = Callable[["Usage | None", "LLMError | None"], Awaitable[None]]
 
 
 class Call:
@@ -43,11 +44,13 @@ class Call:
         "content",
         "deadline",
         "estimated_tokens",
+        "first_sent",
         "headers",
         "json",
         "method",
         "model",
         "new_parser",
+        "operation",
         "params",
         "parse",
         "raw",
@@ -75,8 +78,10 @@ class Call:
         new_parser: Callable[[], StreamParser] | None = None,
         estimated_tokens: int = 1,
         model: str | None = None,
+        operation: str = "chat",
     ) -> None:
         self.method = method
+        self.operation = operation  # "chat" (a stream too), "embed" or "models": for hooks
         self.model = model  # the model asked for (the reply may name a dated snapshot)
         self.url = url
         self.headers = headers
@@ -100,6 +105,9 @@ class Call:
         self.request: Any = None
         self.route: str | None = None
         self.raw = False  # `parse` takes the body's bytes, not its JSON (a file download)
+        # When (`time.perf_counter()`) the first attempt went to the sender, past its slot and
+        # rate limit: hooks tell the wait before it apart from the time on the wire.
+        self.first_sent: float | None = None
 
     def __repr__(self) -> str:
         path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]
@@ -143,6 +151,7 @@ class Reply:
     """
 
     __slots__ = (
+        "_closers",
         "_finished",
         "_listeners",
         "body",
@@ -173,6 +182,7 @@ class Reply:
         self.value: Any = None
         self._listeners: list[FinishListener] | None = []
         self._finished: tuple[Usage | None, LLMError | None] | None = None
+        self._closers: list[CloseListener] | None = None
 
     def map_error(self, exc: BaseException) -> LLMError:  # pragma: no cover - senders override
         raise exc
@@ -213,6 +223,14 @@ class Reply:
         if failure is not None:
             raise failure
 
+    def after_close(self, listener: CloseListener) -> None:
+        """Await `listener(usage, error)` (with what the reply finished with) the first time
+        `aclose` runs: how a stream ends, for async work there (the hooks stage). It must not
+        raise; it runs shielded from the caller's cancellation, so it must end on its own."""
+        if self._closers is None:
+            self._closers = []
+        self._closers.append(listener)
+
     async def aclose(self, usage: Usage | None = None, error: LLMError | None = None) -> None:
         """Close the body (shielded: it runs in a cancelled task too), then finish."""
         try:
@@ -220,6 +238,12 @@ class Reply:
                 await self._close_body()
         finally:
             self.finish(usage, error)
+            closers, self._closers = self._closers, None
+            if closers:
+                assert self._finished is not None
+                with anyio.CancelScope(shield=True):
+                    for closer in closers:
+                        await closer(*self._finished)
 
 
 class Stage(Protocol):

@@ -14,6 +14,7 @@ of it, so that every failure up to then is a typed error judged by the same retr
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -45,6 +46,8 @@ class ReplyOpener:
         self._mask = mask
 
     async def send(self, call: Call) -> Reply:
+        if call.first_sent is None:
+            call.first_sent = time.perf_counter()
         reply = await self._inner.send(call)
         call.request_id = reply.request_id
         try:

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
@@ -34,12 +34,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger("llmrelay")
 
 
+class RetryListener(Protocol):
+    async def __call__(self, call: Call, error: LLMError, delay: float) -> None:
+        """Told before each backoff sleep: the attempt `call.attempt` (0 for the first) failed
+        with `error`, and the next starts in `delay` seconds."""
+
+
 class RetryStage:
     def __init__(self, inner: Stage, *, usage: UsageTotals, provider: str) -> None:
         self._inner = inner
         self._usage = usage
         self._name = provider
         self._rand = random.Random()
+        # Who hears about each retry (the hooks stage, set by the composer); None costs nothing.
+        self.listener: RetryListener | None = None
 
     def _count_failure(self, usage: Usage | None, error: LLMError | None) -> None:
         if error is not None:
@@ -69,6 +77,8 @@ class RetryStage:
                     self._usage.failures += 1
                     raise
                 self._usage.retries += 1
+                if self.listener is not None:
+                    await self.listener(call, error, delay)
                 call.attempt += 1
                 await anyio.sleep(delay)
                 continue
