@@ -29,6 +29,7 @@ from ._request import (
 from ._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from ._usage import Prices, UsageTotals
 from .providers import Provider
+from .senders._engines import Sender, build_engine_sender
 from .senders._httpx import build_sender
 from .stages._base import Call
 from .stages._compose import build_chain
@@ -93,6 +94,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         prices: Prices | None = None,
         verify: bool | Literal["system"] | str | os.PathLike[str] | ssl.SSLContext | None = None,
+        http: Literal["httpx", "aiohttp", "reqwest"] | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -111,6 +113,7 @@ class AsyncClient:
                 headers=headers,
                 prices=prices,
                 verify=verify,
+                http=http,
             ),
             http_client,
         )
@@ -162,14 +165,17 @@ class AsyncClient:
             raise ConfigError(
                 "verify= is for llmrelay's own connections: set it on your http_client"
             )
-        self._sender = build_sender(
-            provider=p,
-            http_client=http_client,
-            proxy=config.proxy,
-            max_concurrency=config.max_concurrency,
-            mask=self._mask,
-            verify=config.verify,
-        )
+        self._sender: Sender
+        if config.http != "httpx" and http_client is None and p.transport_factory is None:
+            self._sender = build_engine_sender(config, self._mask)  # imports the extra now
+        else:
+            if (
+                http_client is not None
+                and config.http != "httpx"
+                and config.sources.get("http") == "argument"
+            ):
+                raise ConfigError(f"http={config.http!r} cannot send through your http_client")
+            self._sender = self._httpx_sender(config, http_client)
         self._chain = self._build_chain()
         adapter = p.adapter  # a plugin's adapter may leave out what it does not support
         self._parse_chat: Callable[[Any, str | None], Any] = lambda data, request_id: (
@@ -178,6 +184,16 @@ class AsyncClient:
         self._closed = False
         self._loop: object | None = None
         self._retry_overrides: dict[int, RetryPolicy] = {}
+
+    def _httpx_sender(self, config: ClientConfig, http_client: httpx.AsyncClient | None) -> Sender:
+        return build_sender(
+            provider=config.provider,
+            http_client=http_client,
+            proxy=config.proxy,
+            max_concurrency=config.max_concurrency,
+            mask=self._mask,
+            verify=config.verify,
+        )
 
     def _build_chain(self, observer: AttemptObserver | None = None) -> Stage:
         return build_chain(

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from ._profiles import Profile
 
 PROVIDER_ENV = "LLMRELAY_PROVIDER"
+HTTP_ENV = "LLMRELAY_HTTP"
+# The HTTP engines a client can send with (`http=`): httpx is the default and always installed;
+# the others are extras (`llmrelay[aiohttp]`, `llmrelay[reqwest]`), imported when chosen.
+ENGINES = ("httpx", "aiohttp", "reqwest")
 MODEL_ENV = "LLMRELAY_MODEL"
 DEFAULT_PROVIDER = "openai"
 BASE_HEADERS: Mapping[str, str] = MappingProxyType(
@@ -98,6 +102,7 @@ class ClientConfig:
     prices: Prices
     proxy: bool = False
     verify: Verify = True
+    http: str = "httpx"
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -131,6 +136,7 @@ class ClientConfig:
             f"retry={self.retry!r}, max_concurrency={self.max_concurrency!r}, "
             f"rate_limit={self.rate_limit!r}, headers={redact_headers(self.headers)!r}, "
             f"prices={dict(self.prices)!r}, proxy={self.proxy!r}, verify={self.verify!r}, "
+            f"http={self.http!r}, "
             f"sources={dict(self.sources)!r})"
         )
 
@@ -149,6 +155,7 @@ def resolve_config(
     headers: Mapping[str, str] | None = None,
     prices: Prices | None = None,
     verify: Verify | str | os.PathLike[str] | None = None,
+    http: str | None = None,
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     llmrelay_vars: bool = False,
@@ -203,6 +210,7 @@ def resolve_config(
     # variable meant for other programs is not its business.
     own_transport = p.transport_factory is not None
     trust = r.setting("verify", verify, () if own_transport else SSL_CERT_ENV, default=True)
+    engine = r.setting("http", http, (HTTP_ENV,), default=ENGINES[0])
     final_headers: dict[str, str] = {}
     for layer in (BASE_HEADERS, p.default_headers, p.adapter.auth_headers(p, key), user_headers):
         final_headers.update({name.lower(): value for name, value in layer.items()})
@@ -219,6 +227,7 @@ def resolve_config(
         prices=MappingProxyType(all_prices),
         proxy=not own_transport and proxy_applies(env, url),
         verify=trust,
+        http=engine,
         sources=MappingProxyType(r.sources),
     )
 
@@ -438,6 +447,12 @@ def _verify(value: Any, place: Place) -> Verify:
     )
 
 
+def _engine(value: Any, place: Place) -> str:
+    if value not in ENGINES:
+        raise place.bad(" or ".join(repr(name) for name in ENGINES), value)
+    return str(value)
+
+
 def _positive_int(value: Any, place: Place) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise place.bad("a positive integer", value)
@@ -584,6 +599,7 @@ _CHECKS: Mapping[str, Callable[[Any, Place], Any]] = MappingProxyType(
         "headers": _headers,
         "prices": _prices,
         "verify": _verify,
+        "http": _engine,
     }
 )
 
@@ -592,6 +608,12 @@ def proxy_applies(environ: Mapping[str, str], base_url: str) -> bool:
     """Whether HTTP(S)_PROXY or ALL_PROXY names a proxy for `base_url` that NO_PROXY does not
     exempt, read from `environ` the way urllib and httpx read the process environment: any case
     counts, and a lowercase name (even empty) wins over its uppercase one."""
+    return env_proxy(environ, base_url) is not None
+
+
+def env_proxy(environ: Mapping[str, str], base_url: str) -> str | None:
+    """The proxy URL `proxy_applies` found for `base_url` (None when none applies): the engines
+    other than httpx are handed it, since they do not read the environment as httpx does."""
     from urllib.parse import urlsplit
 
     # urllib's own NO_PROXY matcher (the one httpx follows too); not in typeshed's stubs.
@@ -608,7 +630,10 @@ def proxy_applies(environ: Mapping[str, str], base_url: str) -> bool:
             else:
                 proxies.pop(name[:-6], None)
     parts = urlsplit(base_url)
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
+    found = proxies.get(parts.scheme) or proxies.get("all")
+    if not found:
+        return None
     host = parts.hostname or ""
-    return not proxy_bypass_environment(f"{host}:{parts.port}" if parts.port else host, proxies)
+    if proxy_bypass_environment(f"{host}:{parts.port}" if parts.port else host, proxies):
+        return None
+    return found

@@ -1,0 +1,301 @@
+"""``http="reqwest"``: the sender over pyreqwest's async client (Rust reqwest/hyper on a tokio
+runtime; ``pip install "llmrelay[reqwest]"``).
+
+Why pyreqwest's own client, not httpx over pyreqwest's httpx transport: measured on the loopback
+benchmark server against raw httpx (issue 17), pyreqwest used raw costs 0.02× httpx's CPU per
+request, the httpx shim 0.11× (httpx's request/response objects and transport layers cost more
+than the whole request in Rust). A stream's body is read with `read_chunk()` (what arrived, one
+call per network read) and decoded by the opener's own SSE decoder. The measured ratios of this
+sender, and the memory per request, are in docs/guides/engines.md.
+
+How it maps llmrelay's settings:
+
+- reqwest sets connect and read timeouts per client, not per request: one pyreqwest client per
+  distinct (`Timeout.connect`, `Timeout.read`) pair a call asks for (nearly always one). `read`
+  is the longest silence between two reads, as httpx's; `Timeout.total` is the retry stage's
+  deadline, as on every engine (cancelling the awaiting task drops the Rust future).
+- Connections: no limit (the concurrency slots bound them), idle ones kept `KEEPALIVE_EXPIRY`
+  seconds, HTTP/1.1, no redirects, no cookies, gzip/deflate/brotli/zstd decoded.
+- TLS is rustls with the platform verifier: ``verify=True`` and ``"system"`` trust the OS store
+  (not certifi's bundle); a CA bundle (``verify=path``, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``) is
+  trusted in addition to it; ``False`` checks nothing. An `ssl.SSLContext` cannot configure
+  rustls: it is a `ConfigError` when the client is made.
+- A proxy from the environment (resolved by `_settings.env_proxy`; reqwest's own reading of
+  the environment is turned off) is passed as is: http, https and socks5 proxies all work.
+- Memory: each streamed response has a read buffer of `REQWEST_READ_BUFFER` bytes (pyreqwest's
+  default is 64 KiB). Server-sent events arrive in pieces far smaller than that, and a smaller
+  limit costs no CPU per chunk (measured, see the guide).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import (
+    BuilderError,
+    ConnectTimeoutError,
+    PoolTimeoutError,
+    PyreqwestError,
+    ReadTimeoutError,
+    RequestTimeoutError,
+    WriteTimeoutError,
+)
+from pyreqwest.proxy import ProxyBuilder
+
+from .. import _constants as C
+from .._exceptions import APIConnectionError, APITimeoutError, ClientStateError, ConfigError
+from .._request import encode_body
+from ..stages._base import Call, Reply
+from ._engines import header_error, log_attempt, logger, require_asyncio
+
+if TYPE_CHECKING:
+    from pyreqwest.request import StreamRequest
+    from pyreqwest.response import Response, ResponseBodyReader
+
+    from .._exceptions import LLMError
+    from .._keymask import KeyMask
+    from .._settings import ClientConfig, Verify
+
+REQWEST_ERRORS = (PyreqwestError,)
+
+_PHASES: tuple[tuple[type[Exception], str], ...] = (
+    (ConnectTimeoutError, "connecting"),
+    (ReadTimeoutError, "reading (no data within the read timeout)"),
+    (WriteTimeoutError, "sending"),
+    (PoolTimeoutError, "waiting for a connection"),
+)
+
+
+def reqwest_error(exc: BaseException, provider: str) -> APIConnectionError:
+    """The typed llmrelay error for a pyreqwest exception."""
+    if isinstance(exc, RequestTimeoutError):
+        phase = next((name for cls, name in _PHASES if isinstance(exc, cls)), "the request")
+        return APITimeoutError(f"{provider}: {phase} timed out", provider=provider)
+    return APIConnectionError(f"{provider}: connection failed: {_describe(exc)}", provider=provider)
+
+
+def _describe(exc: BaseException) -> str:
+    """pyreqwest's message and its causes, innermost last, without the request's URL."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    details = getattr(exc, "details", None)
+    causes = details.get("causes") if isinstance(details, dict) else None
+    parts = [message]
+    for cause in causes or ():
+        text = cause.get("message", "") if isinstance(cause, dict) else ""
+        if text and "for url (" not in text and text not in parts:
+            parts.append(text)
+    return ": ".join(parts)
+
+
+class ReqwestReply(Reply):
+    """A reply whose body is (or was) a pyreqwest response."""
+
+    __slots__ = ("_mask", "_provider", "_request", "_response")
+
+    errors = REQWEST_ERRORS
+
+    def __init__(
+        self,
+        response: Response,
+        request: StreamRequest | None,
+        request_id: str | None,
+        provider: str,
+        mask: KeyMask,
+        content: bytes | None,
+        body: AsyncIterator[bytes] | None,
+    ) -> None:
+        super().__init__(response.status, response.headers, request_id, content, body)
+        self._response = response
+        self._request = request  # an open streamed request, closed by _close_body
+        self._provider = provider
+        self._mask = mask
+
+    def map_error(self, exc: BaseException) -> LLMError:
+        error = self._mask.error(reqwest_error(exc, self._provider))
+        error.__cause__ = exc
+        return error
+
+    async def read(self) -> bytes:
+        if self.content is None:
+            try:
+                self.content = (await self._response.bytes()).to_bytes()
+            except REQWEST_ERRORS as exc:
+                raise self.map_error(exc) from exc
+        return self.content
+
+    async def _close_body(self) -> None:
+        # The started body generator is closed here, in the reading task (see HttpxReply); a
+        # body another task is reading is left to that task, whose read fails once closed.
+        body = self.body
+        if body is not None and not getattr(body, "ag_running", False):
+            self.body = None
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+        request, self._request = self._request, None
+        if request is not None:
+            await request.__aexit__(None, None, None)
+
+
+async def _pieces(reader: ResponseBodyReader) -> AsyncIterator[bytes]:
+    """A streamed body as it arrives, one piece per network read."""
+    read = reader.read_chunk
+    while (piece := await read()) is not None:
+        yield piece.to_bytes()
+
+
+class ReqwestSender:
+    """Sends a `Call` with pyreqwest: read whole unless it is an open stream with a success
+    status (error bodies are always read whole, for the error message)."""
+
+    def __init__(self, config: ClientConfig, mask: KeyMask) -> None:
+        self._provider = config.provider.name
+        self._request_id_header = config.provider.adapter.request_id_header
+        self._mask = mask
+        self._idle = max(1, config.max_concurrency)
+        self._roots = _roots(config.verify)  # read now: a bad bundle fails when the client is made
+        self._verify = config.verify
+        self._proxy: str | None = None
+        if config.proxy:
+            from .._settings import env_proxy
+
+            self._proxy = env_proxy(os.environ, config.base_url)  # as httpx's trust_env
+        self._clients: dict[tuple[float | None, float | None], Client] = {}
+        # Built now (it needs no loop): a proxy URL reqwest cannot use fails here.
+        timeout = config.timeout
+        self._build((timeout.connect, timeout.read))
+        self._closed = False
+        self._checked = False
+
+    def _build(self, key: tuple[float | None, float | None]) -> Client:
+        builder = (
+            ClientBuilder()
+            .follow_redirects(False)
+            .max_connections(None)
+            .pool_idle_timeout(timedelta(seconds=C.KEEPALIVE_EXPIRY))
+            .pool_max_idle_per_host(self._idle)
+            .http1_lower_case_headers()
+        )
+        connect, read = key
+        if connect is not None:
+            builder = builder.connect_timeout(timedelta(seconds=connect))
+        if read is not None:
+            builder = builder.read_timeout(timedelta(seconds=read))
+        if self._verify is False:
+            builder = builder.danger_accept_invalid_certs(True)
+        for pem in self._roots:
+            builder = builder.add_root_certificate_pem(pem)
+        if self._proxy:
+            try:
+                builder = builder.proxy(ProxyBuilder.all(self._proxy))
+            except (BuilderError, ValueError) as exc:
+                raise ConfigError(
+                    f"the proxy set in the environment cannot be used: {_describe(exc)}"
+                ) from None
+        else:
+            builder = builder.no_proxy()
+        client = self._clients[key] = builder.build()
+        return client
+
+    async def send(self, call: Call) -> Reply:
+        if self._closed:  # e.g. a stream made before aclose(), or a retry after it
+            raise ClientStateError("this AsyncClient is closed; create a new one")
+        if not self._checked:
+            require_asyncio("reqwest")
+            self._checked = True
+        timeout = call.timeout
+        key = (timeout.connect, timeout.read)
+        client = self._clients.get(key) or self._build(key)
+        content = call.content
+        if content is None and call.json is not None:  # encoded once, for every attempt
+            content = call.content = encode_body(call.json, self._provider)
+            call.headers["content-type"] = "application/json"
+        started = time.perf_counter()
+        stream: StreamRequest | None = None
+        try:
+            builder = client.request(call.method, call.url).headers(call.headers)
+            if call.params:
+                builder = builder.query(dict(call.params))
+            if content is not None:
+                builder = builder.body_bytes(content)
+            if call.stream:
+                builder = builder.streamed_read_buffer_limit(C.REQWEST_READ_BUFFER)
+                stream = builder.build_streamed()
+                response = await stream.__aenter__()
+                if response.status >= 400:
+                    request, stream = stream, None
+                    try:
+                        content = (await response.bytes()).to_bytes()
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await request.__aexit__(None, None, None)
+                else:
+                    content = None
+            else:
+                response = await builder.build().send()
+                content = (await response.bytes()).to_bytes()
+        except BuilderError:  # a header reqwest refused: nothing was sent
+            raise header_error(self._provider, call) from None
+        except REQWEST_ERRORS as exc:
+            error = self._mask.error(reqwest_error(exc, self._provider))
+            if logger.isEnabledFor(logging.DEBUG):
+                log_attempt(call, f"{type(error).__name__}, no response", started)
+            raise error from exc
+        request_id = response.headers.get(self._request_id_header)
+        if logger.isEnabledFor(logging.DEBUG):
+            log_attempt(call, f"{response.status}, request id {request_id}", started)
+        body = None if content is not None else _pieces(response.body_reader)
+        return ReqwestReply(response, stream, request_id, self._provider, self._mask, content, body)
+
+    async def aclose(self) -> None:
+        """Close every connection this sender opened."""
+        self._closed = True
+        clients, self._clients = list(self._clients.values()), {}
+        with anyio.CancelScope(shield=True):
+            for client in clients:
+                await client.close()
+
+
+def _roots(verify: Verify) -> list[bytes]:
+    """The PEM certificates to trust besides the OS store (a CA bundle's), checked now."""
+    from .._settings import CABundle
+
+    if isinstance(verify, ssl.SSLContext):
+        raise ConfigError(
+            'http="reqwest" cannot use an ssl.SSLContext (reqwest uses rustls): pass the path '
+            "of a CA bundle as verify=, or use the default engine, httpx"
+        )
+    if not isinstance(verify, CABundle):
+        return []
+    paths = [verify.path]
+    if verify.directory:
+        paths = sorted(entry.path for entry in os.scandir(verify.path) if entry.is_file())
+    pems: list[bytes] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"{verify.source}: cannot load CA certificates from {path}: {exc}"
+            ) from None
+        pems += [_pem(block) for block in data.split(b"-----END CERTIFICATE-----")[:-1]]
+    if not pems and not verify.directory:
+        raise ConfigError(
+            f"{verify.source}: cannot load CA certificates from {verify.path}: "
+            "no PEM certificate in it"
+        )
+    return pems
+
+
+def _pem(block: bytes) -> bytes:
+    start = block.find(b"-----BEGIN CERTIFICATE-----")
+    return block[max(start, 0) :] + b"-----END CERTIFICATE-----\n"
