@@ -36,19 +36,29 @@ import anyio
 
 from .. import _constants as C
 from .._config import Timeout
-from .._exceptions import APIConnectionError, APITimeoutError, ClientStateError, ConfigError
+from .._exceptions import APIConnectionError, APITimeoutError, ClientStateError
 from .._request import encode_body
 from ..stages._base import Call, Reply
-from ._engines import header_error, log_attempt, logger, require_asyncio
+from ._engines import (
+    env_proxy_url,
+    log_attempt,
+    logger,
+    move_credentials,
+    request_error,
+    require_asyncio,
+)
 
 if TYPE_CHECKING:
     from .._exceptions import LLMError
     from .._keymask import KeyMask
     from .._settings import ClientConfig
 
-# What aiohttp raises for network trouble (its timeouts are `TimeoutError`s, some not
-# `ClientError`s); everything else is a bug and propagates as is.
-AIOHTTP_ERRORS = (aiohttp.ClientError, TimeoutError)
+# What aiohttp raises for network trouble; everything else is a bug and propagates as is. Its
+# connect and read timeouts are `ClientError`s too. A bare `TimeoutError` is left out on purpose:
+# aiohttp raises one only for its own total timeout (never set: the retry stage keeps the
+# deadline), and catching it here would take the retry stage's and the stream deadline's own
+# `TimeoutError` (anyio's `fail_after`) for a network failure.
+AIOHTTP_ERRORS = (aiohttp.ClientError,)
 
 
 def aiohttp_error(exc: BaseException, provider: str) -> APIConnectionError:
@@ -121,7 +131,6 @@ class AiohttpSender:
     (error bodies are always read whole, for the error message)."""
 
     def __init__(self, config: ClientConfig, mask: KeyMask) -> None:
-        from .._settings import env_proxy
         from ._pool import tls_context
 
         self._provider = config.provider.name
@@ -131,17 +140,7 @@ class AiohttpSender:
         verify = config.verify
         # Built now, so that a CA bundle that cannot be loaded is a ConfigError at once.
         self._ssl = tls_context(verify) if verify is not True else None
-        self._proxy: str | None = None
-        if config.proxy:
-            import os
-
-            self._proxy = env_proxy(os.environ, config.base_url)  # as httpx's trust_env
-            if self._proxy and not self._proxy.startswith(("http://", "https://")):
-                raise ConfigError(
-                    'http="aiohttp" supports http:// and https:// proxies only; the proxy set '
-                    "in the environment is another kind (use the default engine, httpx, with "
-                    "llmrelay[socks] for a SOCKS proxy)"
-                )
+        self._proxy = env_proxy_url(config, "aiohttp", ("http", "https"))
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -167,6 +166,8 @@ class AiohttpSender:
         if self._closed:  # e.g. a stream made before aclose(), or a retry after it
             raise ClientStateError("this AsyncClient is closed; create a new one")
         session = self._session or self._start()
+        if "@" in call.url:
+            move_credentials(call)
         content = call.content
         if content is None and call.json is not None:  # encoded once, for every attempt
             content = call.content = encode_body(call.json, self._provider)
@@ -196,8 +197,8 @@ class AiohttpSender:
             if logger.isEnabledFor(logging.DEBUG):
                 log_attempt(call, f"{type(error).__name__}, no response", started)
             raise error from exc
-        except (ValueError, UnicodeEncodeError):  # a header aiohttp refused: nothing was sent
-            raise header_error(self._provider, call) from None
+        except (ValueError, UnicodeError) as exc:  # refused before sending: a header, a host
+            raise request_error(self._provider, call, exc) from None
         request_id = response.headers.get(self._request_id_header)
         if logger.isEnabledFor(logging.DEBUG):
             log_attempt(call, f"{response.status}, request id {request_id}", started)

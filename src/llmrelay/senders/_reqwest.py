@@ -22,13 +22,16 @@ How it maps llmrelay's settings:
   rustls: it is a `ConfigError` when the client is made.
 - A proxy from the environment (resolved by `_settings.env_proxy`; reqwest's own reading of
   the environment is turned off) is passed as is: http, https and socks5 proxies all work.
-- Memory: each streamed response has a read buffer of `REQWEST_READ_BUFFER` bytes (pyreqwest's
-  default is 64 KiB). Server-sent events arrive in pieces far smaller than that, and a smaller
-  limit costs no CPU per chunk (measured, see the guide).
+- A streamed request is built with ``streamed_read_buffer_limit(0)``. pyreqwest's default (64 KiB)
+  is a read-ahead: entering the response waits until that many body bytes arrived or the body
+  ended, so the first event of a slow stream would wait for the whole reply (and a server that
+  holds the connection after ``[DONE]`` would hang it); it is also 64 KiB held per stream. With 0
+  the response is handed over with its headers and each `read_chunk()` returns what arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -54,7 +57,14 @@ from .. import _constants as C
 from .._exceptions import APIConnectionError, APITimeoutError, ClientStateError, ConfigError
 from .._request import encode_body
 from ..stages._base import Call, Reply
-from ._engines import header_error, log_attempt, logger, require_asyncio
+from ._engines import (
+    env_proxy_url,
+    header_error,
+    log_attempt,
+    logger,
+    move_credentials,
+    require_asyncio,
+)
 
 if TYPE_CHECKING:
     from pyreqwest.request import StreamRequest
@@ -65,6 +75,7 @@ if TYPE_CHECKING:
     from .._settings import ClientConfig, Verify
 
 REQWEST_ERRORS = (PyreqwestError,)
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 _PHASES: tuple[tuple[type[Exception], str], ...] = (
     (ConnectTimeoutError, "connecting"),
@@ -127,6 +138,9 @@ class ReqwestReply(Reply):
         if self.content is None:
             try:
                 self.content = (await self._response.bytes()).to_bytes()
+            except asyncio.CancelledError:
+                await _recancel()
+                raise
             except REQWEST_ERRORS as exc:
                 raise self.map_error(exc) from exc
         return self.content
@@ -148,8 +162,25 @@ class ReqwestReply(Reply):
 async def _pieces(reader: ResponseBodyReader) -> AsyncIterator[bytes]:
     """A streamed body as it arrives, one piece per network read."""
     read = reader.read_chunk
-    while (piece := await read()) is not None:
+    while True:
+        try:
+            piece = await read()
+        except asyncio.CancelledError:
+            await _recancel()
+            raise
+        if piece is None:
+            return
         yield piece.to_bytes()
+
+
+async def _recancel() -> None:
+    """pyreqwest answers a cancelled await with a CancelledError of its own ("Read was
+    cancelled"), which drops the message anyio's cancel scopes recognise theirs by: raised as
+    is, `move_on_after`/`fail_after` (the drain after [DONE], a total deadline) would not stop
+    it. One checkpoint lets a cancelling anyio scope deliver its own CancelledError (it keeps
+    retrying while the task is inside the scope); a plain `Task.cancel()` has nothing more to
+    deliver, and the caller re-raises pyreqwest's."""
+    await asyncio.sleep(0)
 
 
 class ReqwestSender:
@@ -163,11 +194,7 @@ class ReqwestSender:
         self._idle = max(1, config.max_concurrency)
         self._roots = _roots(config.verify)  # read now: a bad bundle fails when the client is made
         self._verify = config.verify
-        self._proxy: str | None = None
-        if config.proxy:
-            from .._settings import env_proxy
-
-            self._proxy = env_proxy(os.environ, config.base_url)  # as httpx's trust_env
+        self._proxy = env_proxy_url(config, "reqwest", PROXY_SCHEMES)
         self._clients: dict[tuple[float | None, float | None], Client] = {}
         # Built now (it needs no loop): a proxy URL reqwest cannot use fails here.
         timeout = config.timeout
@@ -214,6 +241,8 @@ class ReqwestSender:
         timeout = call.timeout
         key = (timeout.connect, timeout.read)
         client = self._clients.get(key) or self._build(key)
+        if "@" in call.url:
+            move_credentials(call)
         content = call.content
         if content is None and call.json is not None:  # encoded once, for every attempt
             content = call.content = encode_body(call.json, self._provider)
@@ -227,7 +256,7 @@ class ReqwestSender:
             if content is not None:
                 builder = builder.body_bytes(content)
             if call.stream:
-                builder = builder.streamed_read_buffer_limit(C.REQWEST_READ_BUFFER)
+                builder = builder.streamed_read_buffer_limit(C.REQWEST_READ_AHEAD)
                 stream = builder.build_streamed()
                 response = await stream.__aenter__()
                 if response.status >= 400:
@@ -242,6 +271,9 @@ class ReqwestSender:
             else:
                 response = await builder.build().send()
                 content = (await response.bytes()).to_bytes()
+        except asyncio.CancelledError:
+            await _recancel()
+            raise
         except BuilderError:  # a header reqwest refused: nothing was sent
             raise header_error(self._provider, call) from None
         except REQWEST_ERRORS as exc:
