@@ -176,10 +176,10 @@ def test_importing_llmrelay_imports_no_engine() -> None:
 async def test_under_trio_an_asyncio_engine_is_a_config_error(
     anyio_backend: str, engine: str
 ) -> None:
-    async with loopback(lambda request: json_response(chat_completion("hi"))) as server:
-        async with client_at(server.base_url, http=engine) as client:
-            with pytest.raises(ConfigError, match=f'http="{engine}" runs on asyncio only'):
-                await client.chat("hi")
+    respond = lambda request: json_response(chat_completion("hi"))  # noqa: E731
+    async with loopback(respond) as server, client_at(server.base_url, http=engine) as client:
+        with pytest.raises(ConfigError, match=f'http="{engine}" runs on asyncio only'):
+            await client.chat("hi")
 
 
 def test_the_mock_provider_answers_in_process_whatever_the_engine(engine: str) -> None:
@@ -343,21 +343,25 @@ async def test_a_connect_timeout_is_a_timeout_error() -> None:
 
 @ENGINE_PARAM
 async def test_a_silent_server_is_a_read_timeout_for_a_call() -> None:
-    async with loopback(lambda request: sse([HOLD])) as server:
-        # `sse([HOLD])` sends the head, then nothing: the body never comes
-        async with client_at(server.base_url, timeout=Timeout(read=0.2)) as client:
-            with anyio.fail_after(BOUND), pytest.raises(APITimeoutError, match="reading"):
-                await client.chat("hi")
+    # `sse([HOLD])` sends the head, then nothing: the body never comes
+    async with (
+        loopback(lambda request: sse([HOLD])) as server,
+        client_at(server.base_url, timeout=Timeout(read=0.2)) as client,
+    ):
+        with anyio.fail_after(BOUND), pytest.raises(APITimeoutError, match="reading"):
+            await client.chat("hi")
 
 
 @ENGINE_PARAM
 async def test_the_total_timeout_stops_a_call() -> None:
-    async with loopback(lambda request: sse([HOLD])) as server:
-        async with client_at(server.base_url, timeout=Timeout(read=5.0, total=0.2)) as client:
-            started = anyio.current_time()
-            with anyio.fail_after(BOUND), pytest.raises(APITimeoutError, match="total"):
-                await client.chat("hi")
-            assert anyio.current_time() - started < 1.0
+    async with (
+        loopback(lambda request: sse([HOLD])) as server,
+        client_at(server.base_url, timeout=Timeout(read=5.0, total=0.2)) as client,
+    ):
+        started = anyio.current_time()
+        with anyio.fail_after(BOUND), pytest.raises(APITimeoutError, match="total"):
+            await client.chat("hi")
+        assert anyio.current_time() - started < 1.0
 
 
 def answering(*answers: bytes) -> Handler:
@@ -387,12 +391,14 @@ def too_many(retry_after: str) -> bytes:
 
 @ENGINE_PARAM
 async def test_retry_after_is_honoured() -> None:
-    async with raw_server(answering(too_many("0.2"), reply(COMPLETION))) as url:
-        async with client_at(url, retry=RetryPolicy(max_retries=1)) as client:
-            started = anyio.current_time()
-            assert (await client.chat("hi")).text == "hi"
-            assert anyio.current_time() - started >= 0.2
-            assert client.usage.retries == 1
+    async with (
+        raw_server(answering(too_many("0.2"), reply(COMPLETION))) as url,
+        client_at(url, retry=RetryPolicy(max_retries=1)) as client,
+    ):
+        started = anyio.current_time()
+        assert (await client.chat("hi")).text == "hi"
+        assert anyio.current_time() - started >= 0.2
+        assert client.usage.retries == 1
 
 
 @ENGINE_PARAM
