@@ -38,7 +38,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pyreqwest.client import Client, ClientBuilder
@@ -74,7 +74,12 @@ if TYPE_CHECKING:
     from .._keymask import KeyMask
     from .._settings import ClientConfig, Verify
 
-REQWEST_ERRORS = (PyreqwestError,)
+
+class BodyClosed(Exception):
+    """A stream's body was closed by another task while this one was reading it."""
+
+
+REQWEST_ERRORS = (PyreqwestError, BodyClosed)
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 _PHASES: tuple[tuple[type[Exception], str], ...] = (
@@ -109,7 +114,7 @@ def _describe(exc: BaseException) -> str:
 class ReqwestReply(Reply):
     """A reply whose body is (or was) a pyreqwest response."""
 
-    __slots__ = ("_mask", "_provider", "_request", "_response")
+    __slots__ = ("_closing", "_mask", "_provider", "_reader", "_request", "_response")
 
     errors = REQWEST_ERRORS
 
@@ -128,6 +133,8 @@ class ReqwestReply(Reply):
         self._request = request  # an open streamed request, closed by _close_body
         self._provider = provider
         self._mask = mask
+        self._reader: asyncio.Task[Any] | None = None  # the task reading the body right now
+        self._closing = False
 
     def map_error(self, exc: BaseException) -> LLMError:
         error = self._mask.error(reqwest_error(exc, self._provider))
@@ -146,10 +153,18 @@ class ReqwestReply(Reply):
         return self.content
 
     async def _close_body(self) -> None:
-        # The started body generator is closed here, in the reading task (see HttpxReply); a
-        # body another task is reading is left to that task, whose read fails once closed.
+        # The started body generator is closed here, in the reading task (see HttpxReply).
         body = self.body
-        if body is not None and not getattr(body, "ag_running", False):
+        if body is not None and getattr(body, "ag_running", False):
+            # Another task is reading (aclose() from a "stop" button). pyreqwest's close waits
+            # for a pending read, which may never end: that read is interrupted instead, it
+            # fails with `BodyClosed`, and the reading task's own cleanup closes the rest.
+            self._closing = True
+            reader = self._reader
+            if reader is not None and reader is not asyncio.current_task():
+                reader.cancel()
+            return
+        if body is not None:
             self.body = None
             close = getattr(body, "aclose", None)
             if close is not None:
@@ -158,19 +173,28 @@ class ReqwestReply(Reply):
         if request is not None:
             await request.__aexit__(None, None, None)
 
-
-async def _pieces(reader: ResponseBodyReader) -> AsyncIterator[bytes]:
-    """A streamed body as it arrives, one piece per network read."""
-    read = reader.read_chunk
-    while True:
-        try:
-            piece = await read()
-        except asyncio.CancelledError:
-            await _recancel()
-            raise
-        if piece is None:
-            return
-        yield piece.to_bytes()
+    async def pieces(self, reader: ResponseBodyReader) -> AsyncIterator[bytes]:
+        """The streamed body as it arrives, one piece per network read."""
+        read = reader.read_chunk
+        while True:
+            self._reader = task = asyncio.current_task()
+            try:
+                piece = await read()
+            except asyncio.CancelledError:
+                if self._closing and task is not None:  # the interruption _close_body made
+                    task.uncancel()
+                    request, self._request = self._request, None
+                    if request is not None:  # no read pending now: closing cannot wait
+                        with anyio.CancelScope(shield=True):
+                            await request.__aexit__(None, None, None)
+                    raise BodyClosed("the stream was closed") from None
+                await _recancel()
+                raise
+            finally:
+                self._reader = None
+            if piece is None:
+                return
+            yield piece.to_bytes()
 
 
 async def _recancel() -> None:
@@ -284,8 +308,12 @@ class ReqwestSender:
         request_id = response.headers.get(self._request_id_header)
         if logger.isEnabledFor(logging.DEBUG):
             log_attempt(call, f"{response.status}, request id {request_id}", started)
-        body = None if content is not None else _pieces(response.body_reader)
-        return ReqwestReply(response, stream, request_id, self._provider, self._mask, content, body)
+        reply = ReqwestReply(
+            response, stream, request_id, self._provider, self._mask, content, None
+        )
+        if content is None:
+            reply.body = reply.pieces(response.body_reader)
+        return reply
 
     async def aclose(self) -> None:
         """Close every connection this sender opened."""
