@@ -67,6 +67,7 @@ from ._engines import (
 )
 
 if TYPE_CHECKING:
+    from pyreqwest.http import HeaderMap
     from pyreqwest.request import StreamRequest
     from pyreqwest.response import Response, ResponseBodyReader
 
@@ -121,6 +122,7 @@ class ReqwestReply(Reply):
     def __init__(
         self,
         response: Response,
+        headers: HeaderMap,
         request: StreamRequest | None,
         request_id: str | None,
         provider: str,
@@ -128,7 +130,8 @@ class ReqwestReply(Reply):
         content: bytes | None,
         body: AsyncIterator[bytes] | None,
     ) -> None:
-        super().__init__(response.status, response.headers, request_id, content, body)
+        # `response.headers` builds a new Python view of the map on each access: read once.
+        super().__init__(response.status, headers, request_id, content, body)
         self._response = response
         self._request = request  # an open streamed request, closed by _close_body
         self._provider = provider
@@ -305,11 +308,12 @@ class ReqwestSender:
             if logger.isEnabledFor(logging.DEBUG):
                 log_attempt(call, f"{type(error).__name__}, no response", started)
             raise error from exc
-        request_id = response.headers.get(self._request_id_header)
+        headers = response.headers
+        request_id = headers.get(self._request_id_header)
         if logger.isEnabledFor(logging.DEBUG):
             log_attempt(call, f"{response.status}, request id {request_id}", started)
         reply = ReqwestReply(
-            response, stream, request_id, self._provider, self._mask, content, None
+            response, headers, stream, request_id, self._provider, self._mask, content, None
         )
         if content is None:
             reply.body = reply.pieces(response.body_reader)
