@@ -64,9 +64,11 @@ def raw_aiohttp_stream(session: Any, url: str) -> Callable[[], Awaitable[int]]:
     return one
 
 
-def raw_pyreqwest_stream(client: Any, url: str) -> Callable[[], Awaitable[int]]:
-    """pyreqwest's async client, the body read by chunks (read ahead off, as llmrelay's), split
-    into lines here."""
+def raw_pyreqwest_stream(client: Any, url: str, ahead: int = 0) -> Callable[[], Awaitable[int]]:
+    """pyreqwest's async client, the body read by chunks, split into lines here. `ahead` is
+    its read-ahead (`streamed_read_buffer_limit`): 0 as llmrelay's (each event as it arrives);
+    pyreqwest's default, 64 KiB, batches many events per read here (the server sends them all
+    at once) but holds a real stream's first event back until 64 KiB arrived."""
     content = json.dumps(BODY).encode()
 
     async def one() -> int:
@@ -75,7 +77,7 @@ def raw_pyreqwest_stream(client: Any, url: str) -> Callable[[], Awaitable[int]]:
             client.post(url + "/v1/chat/completions")
             .header("content-type", "application/json")
             .body_bytes(content)
-            .streamed_read_buffer_limit(0)
+            .streamed_read_buffer_limit(ahead)
             .build_streamed()
         )
         async with request as response:
@@ -148,6 +150,7 @@ async def run(url: str, streams: int, rounds: int) -> dict[str, dict[int, float]
 
         reqwest = ClientBuilder().read_timeout(timedelta(seconds=60)).build()
         calls["raw pyreqwest"] = raw_pyreqwest_stream(reqwest, url)
+        calls["raw pyreqwest, 64 KiB ahead"] = raw_pyreqwest_stream(reqwest, url, 64 * 1024)
         closers.append(reqwest.close)
     for http in ENGINES[1:]:
         engine = llmrelay.AsyncClient(
