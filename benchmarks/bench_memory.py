@@ -32,7 +32,15 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 BODY = {"model": "bench-model", "messages": MESSAGES}
-KINDS = ("raw httpx", "llmrelay", "pool via httpx")
+KINDS = (
+    "raw httpx",
+    "llmrelay",
+    "pool via httpx",
+    "raw aiohttp",
+    "llmrelay http=aiohttp",
+    "raw pyreqwest",
+    "llmrelay http=reqwest",
+)
 
 
 def _status_kib(field: str) -> int:
@@ -76,7 +84,8 @@ async def _child(kind: str, port: int, inflight: int) -> dict[str, Any]:
     one: Callable[[], Awaitable[object]]
     warm: Callable[[], Awaitable[object]]
     close: Callable[[], Awaitable[None]]
-    if kind == "llmrelay":
+    if kind.startswith("llmrelay"):
+        http: Any = kind.partition("http=")[2] or "httpx"
         relay = llmrelay.AsyncClient(
             provider="openai",
             base_url=url + "/hold",
@@ -84,9 +93,14 @@ async def _child(kind: str, port: int, inflight: int) -> dict[str, Any]:
             model="bench-model",
             max_concurrency=inflight,
             timeout=120,
+            http=http,
         )
         warm_relay = llmrelay.AsyncClient(
-            provider="openai", base_url=url + "/v1", api_key="sk-bench", model="bench-model"
+            provider="openai",
+            base_url=url + "/v1",
+            api_key="sk-bench",
+            model="bench-model",
+            http=http,
         )
 
         async def one() -> object:
@@ -98,6 +112,47 @@ async def _child(kind: str, port: int, inflight: int) -> dict[str, Any]:
             return None
 
         close = relay.aclose
+    elif kind == "raw aiohttp":
+        import aiohttp
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+        async def post(path: str) -> object:
+            async with session.post(
+                url + path, json=BODY, headers={"authorization": "Bearer sk-bench"}
+            ) as response:
+                return json.loads(await response.read())
+
+        async def one() -> object:
+            return await post("/hold/chat/completions")
+
+        async def warm() -> object:
+            return await post("/v1/chat/completions")
+
+        close = session.close
+    elif kind == "raw pyreqwest":
+        from pyreqwest.client import ClientBuilder
+
+        reqwest = ClientBuilder().build()
+
+        async def send(path: str) -> object:
+            request = (
+                reqwest.post(url + path)
+                .header("authorization", "Bearer sk-bench")
+                .header("content-type", "application/json")
+                .body_bytes(json.dumps(BODY).encode())
+                .build()
+            )
+            response = await request.send()
+            return json.loads((await response.bytes()).to_bytes())
+
+        async def one() -> object:
+            return await send("/hold/chat/completions")
+
+        async def warm() -> object:
+            return await send("/v1/chat/completions")
+
+        close = reqwest.close
     else:
         if kind == "raw httpx":
             client = httpx.AsyncClient(

@@ -1,6 +1,9 @@
-"""Benchmark: client CPU per non-streaming request (W1; also with `llmrelay.instrument()` when
-the OpenTelemetry SDK is installed), SDK overhead, peak RSS per in-flight request,
-and import time, each against raw httpx measured in the same run.
+"""Benchmark: client CPU per non-streaming request (W1; also with fallbacks + a budget, and
+with `llmrelay.instrument()` when the OpenTelemetry SDK is installed), SDK overhead, peak RSS per in-flight request,
+and import time, each against raw httpx measured in the same run. Every HTTP engine installed
+(`http="httpx"`, and ``"aiohttp"``/``"reqwest"`` with their extras) is a column, with the
+engine used raw as its floor. CPU is the whole process's (all threads: pyreqwest's tokio thread
+counts).
 
     python benchmarks/bench_requests.py            # full run (a minute or so)
     python benchmarks/bench_requests.py --quick    # fewer requests
@@ -20,6 +23,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from importlib.util import find_spec
+from typing import Any
 
 import httpx
 
@@ -29,6 +34,12 @@ from _server import ServerProcess
 
 import llmrelay
 from llmrelay.senders._pool import SlotTransport
+
+# The engines installed here: httpx always, the extras when present.
+ENGINES = (
+    "httpx",
+    *(e for e, m in (("aiohttp", "aiohttp"), ("reqwest", "pyreqwest")) if find_spec(m)),
+)
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 BODY = {"model": "bench-model", "messages": MESSAGES}
@@ -46,6 +57,44 @@ async def _run(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -
     start = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return (time.process_time() - start) / (per_worker * concurrency)
+
+
+def _raw_aiohttp(session: Any, url: str) -> Callable[[], Awaitable[object]]:
+    async def one() -> object:
+        async with session.post(
+            url + "/v1/chat/completions", json=BODY, headers={"authorization": "Bearer sk-bench"}
+        ) as response:
+            return json.loads(await response.read())
+
+    return one
+
+
+def _raw_pyreqwest(client: Any, url: str) -> Callable[[], Awaitable[object]]:
+    target = url + "/v1/chat/completions"
+
+    async def one() -> object:
+        request = (
+            client.post(target)
+            .header("authorization", "Bearer sk-bench")
+            .header("content-type", "application/json")
+            .body_bytes(json.dumps(BODY).encode())
+            .build()
+        )
+        response = await request.send()
+        return json.loads((await response.bytes()).to_bytes())
+
+    return one
+
+
+def _relay(url: str, concurrency: int, http: str) -> llmrelay.AsyncClient:
+    return llmrelay.AsyncClient(
+        "openai",
+        base_url=url + "/v1",
+        api_key="sk-bench",
+        model="bench-model",
+        max_concurrency=concurrency,
+        http=http,  # type: ignore[arg-type]
+    )
 
 
 def _raw_call(client: httpx.AsyncClient) -> Callable[[], Awaitable[object]]:
@@ -85,23 +134,28 @@ def _otel_providers() -> tuple[object, object] | None:
 async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> dict[str, float]:
     raw = httpx.AsyncClient(base_url=url)
     slot = httpx.AsyncClient(base_url=url, transport=SlotTransport())
-
-    def relay_client() -> llmrelay.AsyncClient:
-        return llmrelay.AsyncClient(
-            "openai",
-            base_url=url + "/v1",
-            api_key="sk-bench",
-            model="bench-model",
-            max_concurrency=concurrency,
-        )
-
-    relay = relay_client()
-    calls = {
+    relays = {http: _relay(url, concurrency, http) for http in ENGINES}
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
         "raw httpx": _raw_call(raw),
         "same transport, raw": _raw_call(slot),
-        "llmrelay": partial(relay.chat, MESSAGES),
     }
-    # The same client with a fallback route (never used: the primary answers) and a budget
+    closers: list[Callable[[], Awaitable[object]]] = [raw.aclose, slot.aclose]
+    if "aiohttp" in ENGINES:
+        import aiohttp
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        calls["raw aiohttp"] = _raw_aiohttp(session, url)
+        closers.append(session.close)
+    if "reqwest" in ENGINES:
+        from pyreqwest.client import ClientBuilder
+
+        reqwest = ClientBuilder().build()
+        calls["raw pyreqwest"] = _raw_pyreqwest(reqwest, url)
+        closers.append(reqwest.close)
+    for http, relay in relays.items():
+        calls[_name(http)] = partial(relay.chat, MESSAGES)
+        closers.append(relay.aclose)
+    # The default client with a fallback route (never used: the primary answers) and a budget
     # (never reached): the cost of the two stages on the path of every call.
     guarded = llmrelay.AsyncClient(
         "openai",
@@ -118,10 +172,10 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
         ],
     )
     calls["llmrelay +fallback+budget"] = partial(guarded.chat, MESSAGES)
-    traced: llmrelay.AsyncClient | None = None
+    closers.append(guarded.aclose)
     providers = _otel_providers()
     if providers is not None:  # W1 with llmrelay.instrument(): a span and metrics per call
-        traced = relay_client()
+        traced = _relay(url, concurrency, "httpx")
         tracer_provider, meter_provider = providers
         llmrelay.instrument(
             traced,
@@ -129,29 +183,38 @@ async def cpu_per_request(url: str, n: int, concurrency: int, rounds: int) -> di
             meter_provider=meter_provider,  # type: ignore[arg-type]
         )
         calls["llmrelay, instrumented"] = partial(traced.chat, MESSAGES)
+        closers.append(traced.aclose)
     results: dict[str, list[float]] = {name: [] for name in calls}
     for one in calls.values():  # warm up: connections open, caches filled
         await _run(concurrency * 10, concurrency, one)
     for _ in range(rounds):
         for name, one in calls.items():
             results[name].append(await _run(n, concurrency, one))
-    await raw.aclose()
-    await slot.aclose()
-    await relay.aclose()
-    await guarded.aclose()
-    if traced is not None:
-        await traced.aclose()
+    for close in closers:
+        await close()
     return {name: statistics.median(values) for name, values in results.items()}
 
 
 def memory_per_inflight(port: int, inflight: int, runs: int) -> dict[str, float]:
     """Peak RSS (VmHWM) per in-flight request, KiB; each run in a fresh process (see
     bench_memory.py, which also explains why not tracemalloc)."""
-    results: dict[str, list[float]] = {"raw httpx": [], "llmrelay": []}
+    results: dict[str, list[float]] = {
+        kind: [] for kind in bench_memory.KINDS if kind != "pool via httpx" and _installed(kind)
+    }
     for _ in range(runs):
         for name, values in results.items():
             values.append(bench_memory.measure(name, port, inflight)["inflight_kib"])
     return {name: statistics.median(values) for name, values in results.items()}
+
+
+def _name(http: str) -> str:
+    return "llmrelay" if http == "httpx" else f"llmrelay http={http}"
+
+
+def _installed(kind: str) -> bool:
+    return not any(engine in kind for engine in ("aiohttp", "reqwest")) or any(
+        engine in kind for engine in ENGINES[1:]
+    )
 
 
 def import_time(code: str, runs: int = 7) -> float:
@@ -198,6 +261,9 @@ def main() -> None:
             f"  instrument() (OpenTelemetry SDK, nothing exported) costs "
             f"{(cpu['llmrelay, instrumented'] - cpu['llmrelay']) * 1e6:.1f} µs per request"
         )
+    for http, floor in (("aiohttp", "raw aiohttp"), ("reqwest", "raw pyreqwest")):
+        if _name(http) in cpu:
+            print(f"  http={http!r} over its engine used raw: {cpu[_name(http)] / cpu[floor]:.2f}×")
     print(f"peak RSS per in-flight request ({inflight} held open; VmHWM, fresh processes):")
     for name, value in memory.items():
         print(f"  {name:22s} {value:8.1f} KiB  {value / memory['raw httpx']:5.2f}× raw httpx")

@@ -30,3 +30,18 @@ def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
         provider_var = name.endswith(("_API_KEY", "_BASE_URL", "_AUTH_TOKEN", "_ENDPOINT"))
         if provider_var or name.startswith("LLMRELAY_") or name.lower() in proxies:
             monkeypatch.delenv(name, raising=False)
+
+
+ENGINES = ("httpx", "aiohttp", "reqwest")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(
+    request: pytest.FixtureRequest, _no_provider_env: None, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Runs a test once per HTTP engine: every client it makes without `http=` sends with that
+    engine (through ``LLMRELAY_HTTP``, as a user would choose it). A module opts in with
+    ``pytestmark = pytest.mark.usefixtures("engine")``."""
+    name: str = request.param
+    monkeypatch.setenv("LLMRELAY_HTTP", name)
+    return name

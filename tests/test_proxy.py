@@ -16,6 +16,8 @@ import llmrelay
 from _proxy import ForwardProxy, Seen, forward_proxy
 from llmrelay.mock import serve
 
+pytestmark = pytest.mark.usefixtures("engine")
+
 KEY = "sk-test-proxy-0123456789"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
 
@@ -197,8 +199,12 @@ async def test_an_unreachable_proxy_is_a_typed_connection_error(
     ],
 )
 def test_an_unusable_proxy_url_is_a_config_error(
-    value: str, message: str, server: str, monkeypatch: pytest.MonkeyPatch
+    value: str, message: str, server: str, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
+    if value.startswith("socks5") and engine != "httpx":
+        message = "supports http:// and https:// proxies, not socks5://"
+        if engine == "reqwest":  # reqwest speaks SOCKS itself
+            pytest.skip("reqwest takes a SOCKS proxy")
     monkeypatch.setenv("ALL_PROXY", value)
     with pytest.raises(llmrelay.ConfigError, match=message):
         client(server)

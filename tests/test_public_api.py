@@ -305,7 +305,13 @@ def test_importing_is_light_and_reads_no_key() -> None:
         "os.environ.pop('OPENAI_API_KEY', None)\n"
         "import llmrelay\n"
         # (click and rich are left out: httpx itself imports them when they are installed)
-        "heavy = [m for m in ('llmrelay.mock', 'llmrelay.cli', 'uvicorn', 'redis', 'h2')"
+        # asyncio too: anyio and httpx do not load it, and neither may we (trio users).
+        # Hooks, provider batches, fallbacks, structured output and OpenTelemetry load with
+        # their first use.
+        "heavy = [m for m in ('llmrelay.mock', 'llmrelay.cli', 'uvicorn', 'redis', 'h2',"
+        " 'asyncio', 'llmrelay._hooks', 'llmrelay.stages._hooks', 'llmrelay._batch_job',"
+        " 'llmrelay._routes', 'llmrelay._structured', 'llmrelay._otel', 'opentelemetry',"
+        " 'pydantic')"
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

@@ -28,6 +28,8 @@ import pytest
 import llmrelay
 from _proxy import ForwardProxy, forward_proxy
 
+pytestmark = pytest.mark.usefixtures("engine")
+
 SECRET = "lr-SENTINEL-5c2b8e0f9a7d4163"
 TAIL = SECRET[-16:]  # a leak shows this part even if something masked the front of the key
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "x-gateway-auth")

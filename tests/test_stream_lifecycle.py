@@ -44,7 +44,7 @@ from llmrelay import (
 )
 from llmrelay.senders._pool import SlotTransport
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("engine")]
 
 PROMPT = "one two three four five six"  # the mock echoes it: "echo: one two three ..."
 BOUND = 2.0  # seconds: the longest any step here may take when things work
@@ -451,8 +451,10 @@ def test_a_sync_stream_error_frees_the_slot() -> None:
     r"ignore:Async generator 'http(x|core)\._:ResourceWarning",
 )
 async def test_on_trio_breaking_out_and_cancelling_free_the_slot_and_connection(
-    anyio_backend: str,
+    anyio_backend: str, engine: str
 ) -> None:
+    if engine != "httpx":
+        pytest.skip("aiohttp and reqwest run on asyncio only (test_engines: a ConfigError)")
     script = lambda body: [*slow(TEXT[:3]), HOLD]  # noqa: E731
     async with loopback(script) as server, loop_client(server) as client:
         async with client.stream("hi") as stream:

@@ -50,7 +50,7 @@ from llmrelay import (
     Timeout,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("engine")]
 
 KEY = "sk-test-loopback-0123456789"
 MAX_RETRIES = 2
@@ -496,7 +496,12 @@ async def test_a_cut_before_the_first_chunk_is_retried_for_chat_and_stream(chunk
 # -- 10. client lifecycle ----------------------------------------------------------------------
 
 
-def test_aclose_from_another_event_loop_is_a_client_state_error() -> None:
+def test_aclose_from_another_event_loop_is_a_client_state_error(engine: str) -> None:
+    if engine == "aiohttp":
+        # aiohttp's ClientSession warns when it is collected unclosed, and one whose loop has
+        # ended cannot be closed any more (docs/guides/engines.md says so).
+        pytest.skip("an aiohttp session left on an ended loop warns when collected")
+
     async def use() -> AsyncClient:
         # The server ends each connection after its reply: the first loop leaves no socket
         # open behind it, so anything left over would be the failed close's doing.

@@ -341,7 +341,7 @@ def test_an_unknown_key_is_not_explained_by_its_value(tmp_path: Path) -> None:
     with pytest.raises(llmrelay.ConfigError) as info:
         llmrelay.AsyncClient.from_profile("work", config_path=path, cwd=tmp_path, environ={})
     assert str(info.value) == (
-        "config.yaml: profiles.work.stream: unknown key (allowed: api_key, base_url, headers, "
+        "config.yaml: profiles.work.stream: unknown key (allowed: api_key, base_url, headers, http, "
         "max_concurrency, max_retries, model, prices, provider, rate_limit, timeout)"
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._batch_job import BatchCounts, BatchJob, BatchStatus
 from ._client import AsyncClient
 from ._config import CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import (
@@ -41,7 +40,6 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
-from ._hooks import ErrorEvent, Hooks, RequestEvent, ResponseEvent, RetryEvent
 from ._types import (
     AssistantMessage,
     AudioPart,
@@ -73,6 +71,8 @@ from ._usage import ModelTotals, UsageTotals
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from ._batch_job import BatchCounts, BatchJob, BatchStatus
+    from ._hooks import ErrorEvent, Hooks, RequestEvent, ResponseEvent, RetryEvent
     from ._otel import instrument, uninstrument
     from ._prices import Price
     from ._routes import Budget, Route
@@ -96,6 +96,14 @@ def __getattr__(name: str) -> object:
         from . import _routes
 
         return getattr(_routes, name)
+    if name in ("BatchCounts", "BatchJob", "BatchStatus"):  # provider Batch APIs: on first use
+        from . import _batch_job
+
+        return getattr(_batch_job, name)
+    if name in ("ErrorEvent", "Hooks", "RequestEvent", "ResponseEvent", "RetryEvent"):
+        from . import _hooks  # loaded with the first client too
+
+        return getattr(_hooks, name)
     if name == "Price":
         from ._prices import Price
 

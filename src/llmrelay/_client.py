@@ -16,7 +16,6 @@ import anyio
 from . import _constants as C
 from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
-from ._hooks import Hooks, coerce_hooks, global_hooks
 from ._keymask import KeyMask
 from ._request import (
     ChatRequest,
@@ -30,6 +29,7 @@ from ._request import (
 from ._types import ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from ._usage import Prices, UsageTotals
 from .providers import Provider
+from .senders._engines import Sender, build_engine_sender
 from .senders._httpx import build_sender
 from .stages._base import Call
 from .stages._breaker import Breaker
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from ._batch import ChatOptions
     from ._batch_job import BatchJob
+    from ._hooks import Hooks
     from ._routes import Budget, Route
     from ._settings import ClientConfig
     from ._stream import ChatStream
@@ -122,6 +123,7 @@ class AsyncClient:
         budget: Budget | None = None,
         circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER,
         hooks: Hooks | Sequence[Hooks] | None = None,
+        http: Literal["httpx", "aiohttp", "reqwest"] | None = None,
     ) -> None:
         # Loaded with the first client, so that `import llmrelay` stays quick.
         from ._settings import resolve_config
@@ -144,6 +146,7 @@ class AsyncClient:
                     fallbacks=fallbacks,
                     budget=budget,
                     circuit_breaker=circuit_breaker,
+                    http=http,
                 ),
                 api,
             ),
@@ -219,20 +222,28 @@ class AsyncClient:
             raise ConfigError(
                 "verify= is for llmrelay's own connections: set it on your http_client"
             )
-        self._sender = build_sender(
-            provider=p,
-            http_client=http_client,
-            proxy=config.proxy,
-            max_concurrency=config.max_concurrency,
-            mask=self._mask,
-            verify=config.verify,
-        )
+        self._sender: Sender
+        if config.http != "httpx" and http_client is None and p.transport_factory is None:
+            self._sender = build_engine_sender(config, self._mask)  # imports the extra now
+        else:
+            if (
+                http_client is not None
+                and config.http != "httpx"
+                and config.sources.get("http") == "argument"
+            ):
+                raise ConfigError(f"http={config.http!r} cannot send through your http_client")
+            self._sender = self._httpx_sender(config, http_client)
         self._routes: list[Any] = []  # RouteEntry, with fallbacks
         self.breaker = (  # fallbacks may skip a client whose breaker is open (`breaker.is_open`)
             None
             if config.circuit_breaker is None
             else Breaker(config.circuit_breaker, provider=p.name)
         )
+        from ._hooks import (  # first client: `import llmrelay` stays quick
+            coerce_hooks,
+            global_hooks,
+        )
+
         self._hooks: tuple[Hooks, ...] = (*global_hooks(), *coerce_hooks(hooks))
         for route_client in self._route_clients:
             # A route is a part of this client: its calls are this client's, told to this
@@ -247,6 +258,16 @@ class AsyncClient:
         self._closed = False
         self._loop: object | None = None
         self._retry_overrides: dict[int, RetryPolicy] = {}
+
+    def _httpx_sender(self, config: ClientConfig, http_client: httpx.AsyncClient | None) -> Sender:
+        return build_sender(
+            provider=config.provider,
+            http_client=http_client,
+            proxy=config.proxy,
+            max_concurrency=config.max_concurrency,
+            mask=self._mask,
+            verify=config.verify,
+        )
 
     def _build_chain(self) -> Stage:
         config = self._config

@@ -39,6 +39,10 @@ SOCKET_READ_BUFFER = 256 * 1024
 # write whole and signals no backpressure for it, so a peer that stops reading would otherwise
 # show up only as a read timeout, long after the write timeout.
 SOCKET_WRITE_PIECE = 64 * 1024
+# http="reqwest": how many body bytes pyreqwest reads ahead before it hands a streamed response
+# over (its default is 64 KiB). Zero: the first event must not wait for 64 KiB or the body's end,
+# and nothing is held per stream in advance; see senders/_reqwest.py.
+REQWEST_READ_AHEAD = 0
 
 # Streaming: the largest single server-sent event we accept (bytes).
 MAX_SSE_EVENT_SIZE = 8 * 1024 * 1024

@@ -54,6 +54,7 @@ PROFILE_KEYS = (
     "api_key",
     "base_url",
     "headers",
+    "http",
     "max_concurrency",
     "max_retries",
     "model",
@@ -63,7 +64,7 @@ PROFILE_KEYS = (
     "timeout",
 )
 _TOP_KEYS = ("default_profile", "profiles")
-_TEXT_KEYS = frozenset({"api_key", "base_url", "headers", "model", "provider"})  # text only
+_TEXT_KEYS = frozenset({"api_key", "base_url", "headers", "http", "model", "provider"})  # text only
 _VAR = re.compile(r"\$\$|\$\{([^}]*)\}")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from ._routes import Budget, Route
 
 PROVIDER_ENV = "LLMRELAY_PROVIDER"
+HTTP_ENV = "LLMRELAY_HTTP"
+# The HTTP engines a client can send with (`http=`): httpx is the default and always installed;
+# the others are extras (`llmrelay[aiohttp]`, `llmrelay[reqwest]`), imported when chosen.
+ENGINES = ("httpx", "aiohttp", "reqwest")
 MODEL_ENV = "LLMRELAY_MODEL"
 DEFAULT_PROVIDER = "openai"
 BASE_HEADERS: Mapping[str, str] = MappingProxyType(
@@ -109,6 +113,7 @@ class ClientConfig:
     verify: Verify = True
     fallbacks: tuple[Route, ...] = ()
     budget: Budget | None = None
+    http: str = "httpx"
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
     circuit_breaker: CircuitBreaker | None = DEFAULT_BREAKER
 
@@ -143,6 +148,7 @@ class ClientConfig:
             f"retry={self.retry!r}, max_concurrency={self.max_concurrency!r}, "
             f"rate_limit={self.rate_limit!r}, headers={redact_headers(self.headers)!r}, "
             f"prices={dict(self.prices)!r}, proxy={self.proxy!r}, verify={self.verify!r}, "
+            f"http={self.http!r}, "
             f"sources={dict(self.sources)!r})"
         )
 
@@ -163,6 +169,7 @@ def resolve_config(
     verify: Verify | str | os.PathLike[str] | None = None,
     fallbacks: Sequence[Route] | None = None,
     budget: Budget | None = None,
+    http: str | None = None,
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     llmrelay_vars: bool = False,
@@ -229,6 +236,7 @@ def resolve_config(
     # variable meant for other programs is not its business.
     own_transport = p.transport_factory is not None
     trust = r.setting("verify", verify, () if own_transport else SSL_CERT_ENV, default=True)
+    engine = r.setting("http", http, (HTTP_ENV,), default=ENGINES[0])
     final_headers: dict[str, str] = {}
     for layer in (BASE_HEADERS, p.default_headers, p.adapter.auth_headers(p, key), user_headers):
         final_headers.update({name.lower(): value for name, value in layer.items()})
@@ -247,6 +255,7 @@ def resolve_config(
         verify=trust,
         fallbacks=_fallbacks(fallbacks),
         budget=_budget(budget),
+        http=engine,
         sources=MappingProxyType(r.sources),
         circuit_breaker=circuit_breaker,
     )
@@ -467,6 +476,12 @@ def _verify(value: Any, place: Place) -> Verify:
     )
 
 
+def _engine(value: Any, place: Place) -> str:
+    if value not in ENGINES:
+        raise place.bad(" or ".join(repr(name) for name in ENGINES), value)
+    return str(value)
+
+
 def _positive_int(value: Any, place: Place) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise place.bad("a positive integer", value)
@@ -683,6 +698,7 @@ _CHECKS: Mapping[str, Callable[[Any, Place], Any]] = MappingProxyType(
         "headers": _headers,
         "prices": _prices,
         "verify": _verify,
+        "http": _engine,
     }
 )
 
@@ -691,6 +707,12 @@ def proxy_applies(environ: Mapping[str, str], base_url: str) -> bool:
     """Whether HTTP(S)_PROXY or ALL_PROXY names a proxy for `base_url` that NO_PROXY does not
     exempt, read from `environ` the way urllib and httpx read the process environment: any case
     counts, and a lowercase name (even empty) wins over its uppercase one."""
+    return env_proxy(environ, base_url) is not None
+
+
+def env_proxy(environ: Mapping[str, str], base_url: str) -> str | None:
+    """The proxy URL `proxy_applies` found for `base_url` (None when none applies): the engines
+    other than httpx are handed it, since they do not read the environment as httpx does."""
     from urllib.parse import urlsplit
 
     # urllib's own NO_PROXY matcher (the one httpx follows too); not in typeshed's stubs.
@@ -707,7 +729,10 @@ def proxy_applies(environ: Mapping[str, str], base_url: str) -> bool:
             else:
                 proxies.pop(name[:-6], None)
     parts = urlsplit(base_url)
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
+    found = proxies.get(parts.scheme) or proxies.get("all")
+    if not found:
+        return None
     host = parts.hostname or ""
-    return not proxy_bypass_environment(f"{host}:{parts.port}" if parts.port else host, proxies)
+    if proxy_bypass_environment(f"{host}:{parts.port}" if parts.port else host, proxies):
+        return None
+    return found

@@ -164,24 +164,9 @@ class HttpxSender:
         """The error for a header httpx or h11 refused, naming it but never its value (theirs
         quote it whole). The client's own headers were checked when it was made, so the one
         found here came with the call."""
-        from .._settings import HEADER_EXPECTED, header_value_problem, is_header_name
+        from ._engines import header_error
 
-        for name, value in call.headers.items():
-            if not is_header_name(name):
-                return ConfigError(
-                    f"{self._provider}: extra_headers must have valid HTTP header names, "
-                    f"got {name!r}"
-                )
-            problem = header_value_problem(value)
-            if problem is not None:
-                return ConfigError(
-                    f"{self._provider}: extra_headers[{name!r}] must be {HEADER_EXPECTED}, "
-                    f"got {problem}"
-                )
-        return ConfigError(
-            f"{self._provider}: a header holds characters an HTTP header cannot carry "
-            "(check the API key and the headers given)"
-        )
+        return header_error(self._provider, call)
 
     async def send(self, call: Call) -> Reply:
         if self._closed:  # e.g. a stream made before aclose(), or a retry after it

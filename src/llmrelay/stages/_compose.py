@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._breaker import Breaker, BreakerStage
-from ._hooks import HooksStage
 from ._opener import ReplyOpener
 from ._ratelimit import RateLimitStage
 from ._retry import RetryStage
@@ -91,6 +90,8 @@ def with_hooks(chain: Stage, hooks: Sequence[Hooks], *, provider: Provider, mask
     """`chain` with `hooks` told about its calls: a hooks stage on top (or more hooks for the
     one already there), and every retry stage below (one per fallback route) reporting to it.
     The stages below stay as they are (calls in flight keep their concurrency slots)."""
+    from ._hooks import HooksStage  # with the first hooks: a client without any never loads it
+
     if isinstance(chain, HooksStage):
         chain.hooks += tuple(hooks)
         return chain
