@@ -81,7 +81,7 @@ class Call:
         operation: str = "chat",
     ) -> None:
         self.method = method
-        self.operation = operation  # "chat" (a stream too), "embed" or "models": for hooks
+        self.operation = operation  # "chat" (a stream too), "embed", "models", "batch"
         self.model = model  # the model asked for (the reply may name a dated snapshot)
         self.url = url
         self.headers = headers
