@@ -52,6 +52,7 @@ class Call:
         "new_parser",
         "operation",
         "params",
+        "parent",
         "parse",
         "raw",
         "request",
@@ -108,6 +109,8 @@ class Call:
         # When (`time.perf_counter()`) the first attempt went to the sender, past its slot and
         # rate limit: hooks tell the wait before it apart from the time on the wire.
         self.first_sent: float | None = None
+        # A fallback route's call: the caller's call it was rebuilt from (hooks follow it).
+        self.parent: Call | None = None
 
     def __repr__(self) -> str:
         path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]

@@ -145,6 +145,7 @@ class FallbackStage:
         deadline = None if total is None else anyio.current_time() + total
         errors: list[tuple[str, LLMError]] = []
         routed: Call | None = None
+        done = 0  # attempts sent on the routes tried before this one
         for route in self._candidates():
             if errors and logger.isEnabledFor(logging.INFO):
                 label, error = errors[-1]
@@ -163,9 +164,13 @@ class FallbackStage:
             routed = None
             try:
                 routed = route.call_for(call, left)
+                if routed is not call:
+                    routed.parent = call
+                    call.attempt = done  # the hooks number a route's retries after these
                 reply = await route.chain.send(routed)
             except LLMError as error:
                 self._usage.retries += 0 if routed is None else routed.attempt
+                done = _sum_up(call, routed, done)
                 if not falls_back(error):
                     if not errors:
                         self._usage.failures += 1
@@ -177,6 +182,7 @@ class FallbackStage:
                 continue
             route.breaker.record_success()
             self._usage.retries += routed.attempt
+            _sum_up(call, routed, done)
             self._answered(call, routed, route, reply)
             return reply
         self._usage.failures += 1
@@ -237,6 +243,23 @@ class FallbackStage:
                 usage.record(model, used, requested)
 
         reply.on_finish(count)
+
+
+def _sum_up(call: Call, routed: Call | None, done: int) -> int:
+    """After a route: the attempts sent so far, and the caller's call told them (its `attempt`
+    counts every route's; its `first_sent` is the first attempt's, on whichever route), for
+    what the hooks report."""
+    if routed is None:  # the call could not be built for this route: nothing was sent
+        call.attempt = max(done - 1, 0)
+        return done
+    if routed is not call:
+        if call.first_sent is None:
+            call.first_sent = routed.first_sent
+        if routed.request_id is not None:
+            call.request_id = routed.request_id
+    done += routed.attempt + 1
+    call.attempt = done - 1
+    return done
 
 
 _COMBINED: dict[type[LLMError], type[AllRoutesFailedError]] = {}
