@@ -46,6 +46,24 @@ def test_bad_shared_settings_are_config_errors(kwargs: dict[str, Any], message: 
     assert "hunter2" not in str(info.value)
 
 
+def test_a_redis_url_with_a_bad_port_is_a_config_error_when_it_is_made() -> None:
+    with pytest.raises(ConfigError, match="port that is not a number") as info:
+        RateLimit(requests_per_minute=60, redis_url="redis://:hunter2@127.0.0.1:63x9/0", key="k")
+    assert "hunter2" not in str(info.value)
+
+
+async def test_a_redis_url_redis_py_cannot_read_is_a_config_error_at_the_first_call() -> None:
+    # An option in the query is read by redis-py when it connects (no server needed to see it).
+    pytest.importorskip("redis")
+    url = "redis://:hunter2@127.0.0.1:1/0?socket_timeout=soon"
+    limit = RateLimit(requests_per_minute=60, redis_url=url, key="k")
+    async with llmrelay.AsyncClient(provider="mock", rate_limit=limit) as client:
+        with pytest.raises(ConfigError, match="socket_timeout") as info:
+            await client.chat("hi")
+        assert client.usage.requests == 0
+    assert "hunter2" not in str(info.value)
+
+
 def test_the_repr_hides_the_redis_password() -> None:
     limit = RateLimit(requests_per_minute=60, redis_url="redis://:hunter2@10.0.0.1:6379/0", key="k")
     assert "hunter2" not in repr(limit)
