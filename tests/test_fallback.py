@@ -394,3 +394,30 @@ async def test_a_route_whose_circuit_is_open_is_skipped_without_an_attempt(
         assert client.breaker is not None and client.breaker.is_open
     assert (primary.failures, fallback.requests) == (2, 3)
     assert any("circuit is open" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_typed_response_format_reaches_a_route_of_another_family_as_written() -> None:
+    # Gemini takes JSON Schema as written (an optional property stays optional); the route
+    # rebuilt from the primary's request must get that schema, not OpenAI's strict form.
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name"],
+    }
+    answer = {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": '{"name": "Rex"}'}]}, "index": 0}
+        ],
+        "modelVersion": "gemini-2.5-flash",
+    }
+    async with (
+        loopback(lambda request: json_response(answer)) as server,
+        mock_client(
+            "503",
+            Route("gemini", model="gemini-2.5-flash", api_key="k", base_url=server.base_url),
+        ) as client,
+    ):
+        reply = await client.chat("a dog", response_format=schema)
+    assert reply.provider == "gemini" and reply.parsed == {"name": "Rex"}
+    sent = server.requests[0].json["generationConfig"]["responseJsonSchema"]
+    assert sent["required"] == ["name"] and sent["properties"]["age"] == {"type": "integer"}

@@ -111,6 +111,7 @@ class RouteEntry:
             extra_body=asked.extra_body,
             extra_headers=asked.extra_headers,
             stream=asked.stream,
+            output=asked.output,  # a typed response_format: each family sends it its own way
         )
         estimated = 1
         if client._config.rate_limit is not None:
