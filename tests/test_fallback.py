@@ -219,9 +219,15 @@ async def test_usage_is_counted_per_route_and_in_total_with_cost() -> None:
 
 
 async def test_embeddings_stay_with_the_primary() -> None:
-    async with mock_client(None, route("503")) as client:
+    # Another provider's vectors are not interchangeable: a failing primary is the error, and
+    # the route (which would answer) gets nothing.
+    async with mock_client(None, route()) as client:
         result = await client.embed(["a", "b"], model="mock-embed")
-    assert len(result.vectors) == 2
+        assert len(result.vectors) == 2
+        with pytest.raises(InternalServerError) as caught:
+            await client.embed(["a", "b"], model="mock-embed+fault=503")
+        assert not isinstance(caught.value, AllRoutesFailedError)
+        assert list(client.route_usage.values())[1].requests == 0
 
 
 def test_the_sync_client_takes_fallbacks() -> None:
