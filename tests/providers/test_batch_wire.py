@@ -281,3 +281,31 @@ async def test_gemini_inline_responses_as_a_bare_list_are_read() -> None:
         operation = {**GEMINI_OPERATION, "response": {"inlinedResponses": inlined}}
         found = await wire.results(fake_send({}), provider, wire.job(provider, operation))
         assert isinstance(found[0], ChatResponse if inlined is listed else BatchItemError)
+
+
+async def test_a_result_for_a_request_the_job_never_had_is_left_out() -> None:
+    # An Anthropic job of 2 requests whose results file also names request 10**6: the user
+    # gets the job's 2 outcomes (not a million "missing" ones), over the real client.
+    import llmrelay
+    from _loopback import Request, Response, json_response, loopback
+
+    job = {**ANTHROPIC_JOB, "results_url": None,
+           "request_counts": {**ANTHROPIC_JOB["request_counts"], "succeeded": 2, "errored": 0,
+                              "expired": 0, "canceled": 0}}  # fmt: skip
+    results = lines(
+        {"custom_id": "0", "result": {"type": "succeeded", "message": MESSAGE}},
+        {"custom_id": "1", "result": {"type": "succeeded", "message": MESSAGE}},
+        {"custom_id": str(10**6), "result": {"type": "succeeded", "message": MESSAGE}},
+    )
+
+    def answer(request: Request) -> Response:
+        if request.path.endswith("/results"):
+            return Response([results], content_type="application/x-jsonl", chunked=False)
+        return json_response(job)
+
+    async with (
+        loopback(answer) as server,
+        llmrelay.AsyncClient("anthropic", api_key="k", base_url=server.base_url) as client,
+    ):
+        found = await client.batch_results(str(job["id"]))
+    assert [r.text for r in found] == ["hello", "hello"]  # type: ignore[union-attr]
