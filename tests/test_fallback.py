@@ -427,3 +427,34 @@ async def test_a_typed_response_format_reaches_a_route_of_another_family_as_writ
     assert reply.provider == "gemini" and reply.parsed == {"name": "Rex"}
     sent = server.requests[0].json["generationConfig"]["responseJsonSchema"]
     assert sent["required"] == ["name"] and sent["properties"]["age"] == {"type": "integer"}
+
+
+async def test_a_calls_own_credential_header_never_reaches_another_route() -> None:
+    # A per-call key for the primary (a tenant's, in extra_headers) is not sent to the fallback
+    # provider's server: the route authenticates with its own key; other headers go along.
+    def down(request: Request) -> Response:
+        return json_response({"error": {"message": "down", "type": "server_error"}}, status=503)
+
+    async with (
+        loopback(down) as first,
+        loopback(lambda request: json_response(chat_completion("fine"))) as second,
+        AsyncClient(
+            "openai",
+            api_key="sk-primary",
+            base_url=first.base_url,
+            model="gpt-4o",
+            max_retries=0,
+            fallbacks=[
+                Route(
+                    "deepseek", model="deepseek-chat", api_key="sk-route", base_url=second.base_url
+                )
+            ],
+        ) as client,
+    ):
+        extra = {"Authorization": "Bearer sk-TENANT", "X-Api-Key": "sk-TENANT", "X-Trace": "t1"}
+        reply = await client.chat("hi", extra_headers=extra)
+    assert reply.text == "fine"
+    assert first.requests[0].headers["authorization"] == "Bearer sk-TENANT"
+    sent = second.requests[0].headers
+    assert sent["authorization"] == "Bearer sk-route" and "x-api-key" not in sent
+    assert sent["x-trace"] == "t1"

@@ -25,7 +25,8 @@ Rules, in order, for each route (the primary first):
    each route's error.
 
 Embeddings and model lists stay with the primary: another provider's vectors are not
-interchangeable.
+interchangeable. A call's credential headers (``extra_headers={"Authorization": ...}``) are the
+primary's: a route sends its own key, and the call's other headers.
 """
 
 from __future__ import annotations
@@ -104,12 +105,19 @@ class RouteEntry:
             own = timeout.total
             timeout = dataclasses.replace(timeout, total=total if own is None else min(total, own))
         asked: ChatRequest = call.request
+        headers = asked.extra_headers
+        if headers:
+            # A credential the caller gave for this call (``Authorization``, ``x-api-key``...)
+            # is the primary's: it must not reach another provider. The route sends its own.
+            from .._logging import is_sensitive_header
+
+            headers = {k: v for k, v in headers.items() if not is_sensitive_header(k)} or None
         request = ChatRequest(
             model=client.model or asked.model,
             messages=asked.messages,
             params=asked.params,
             extra_body=asked.extra_body,
-            extra_headers=asked.extra_headers,
+            extra_headers=headers,
             stream=asked.stream,
             output=asked.output,  # a typed response_format: each family sends it its own way
         )
