@@ -250,6 +250,22 @@ def test_bad_fallbacks_are_a_config_error(kwargs: dict[str, Any], error: str) ->
         AsyncClient("mock", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "fallbacks",
+    [
+        [{"provider": "anthropic", "api_key": "sk-ant-SECRET-0123"}],
+        {"provider": "anthropic", "api_key": "sk-ant-SECRET-0123"},
+        [("anthropic", "sk-ant-SECRET-0123")],
+    ],
+)
+def test_a_route_given_as_plain_settings_is_refused_without_echoing_its_key(
+    fallbacks: Any,
+) -> None:
+    with pytest.raises(llmrelay.ConfigError, match=r"must be a list of llmrelay\.Route") as caught:
+        AsyncClient("mock", fallbacks=fallbacks)
+    assert "SECRET" not in str(caught.value)
+
+
 def test_a_misspelt_route_option_is_a_type_error_with_a_hint() -> None:
     with pytest.raises(TypeError, match="'max_retry'; did you mean 'max_retries'"):
         Route("mock", max_retry=1)  # type: ignore[call-arg]
