@@ -544,8 +544,8 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
 
 
 def _headers(value: Any, place: Place) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise place.bad("a table of header names to strings", value)
+    if not isinstance(value, Mapping):  # e.g. httpx's list of pairs, a key among them: not shown
+        raise place.bad("a table of header names to strings", value, shown=type(value).__name__)
     checked: dict[str, str] = {}
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
