@@ -474,3 +474,19 @@ async def test_a_calls_own_credential_header_never_reaches_another_route() -> No
     sent = second.requests[0].headers
     assert sent["authorization"] == "Bearer sk-route" and "x-api-key" not in sent
     assert sent["x-trace"] == "t1"
+
+
+async def test_a_route_whose_shared_limit_cannot_reach_redis_falls_back() -> None:
+    # The primary's shared rate limit has no Redis (a refused port): it can send nothing, so
+    # the call moves on to the next route instead of failing.
+    pytest.importorskip("redis")
+    from _redis import free_port
+
+    limit = llmrelay.RateLimit(
+        requests_per_minute=60, redis_url=f"redis://127.0.0.1:{free_port()}/0", key="k"
+    )
+    async with mock_client(None, route(), rate_limit=limit) as client:
+        reply = await client.chat("hello")
+        assert reply.text == "echo: hello"
+        primary, fallback = client.route_usage.values()
+        assert (primary.requests, fallback.requests) == (0, 1)

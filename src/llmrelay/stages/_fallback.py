@@ -15,9 +15,10 @@ Rules, in order, for each route (the primary first):
 2. The route gets the time left of the call's one total deadline (``timeout.total``): the
    deadline covers every route, not each.
 3. A provider-side failure after the route's own retries (connection error, timeout, 408, 429,
-   5xx, 529/overloaded, a Retry-After beyond the cap or the deadline) moves on to the next
-   route (INFO log). A stream moves on only before its first content chunk: the opener reads up
-   to it inside the route's chain, so anything later is the stream's own error.
+   5xx, 529/overloaded, a Retry-After beyond the cap or the deadline, the Redis of its shared
+   rate limit down) moves on to the next route (INFO log). A stream moves on only before its
+   first content chunk: the opener reads up to it inside the route's chain, so anything later
+   is the stream's own error.
 4. A caller error (400, 401, 403, 404, 422, `ConfigError`, an unreadable 2xx body) stops:
    raised as it is when it came from the first route tried, else as the combined error.
 5. Every route failed: one error, `AllRoutesFailedError`, built as a subclass of the last
@@ -47,6 +48,7 @@ from .._exceptions import (
     APITimeoutError,
     LLMError,
     OverloadedError,
+    RateLimitBackendError,
 )
 from .._request import ChatRequest, estimate_tokens
 from ._base import Call, Reply
@@ -62,8 +64,8 @@ logger = logging.getLogger("llmrelay")
 
 def falls_back(error: LLMError) -> bool:
     """Whether the next route may succeed where this error's route failed."""
-    if isinstance(error, APIConnectionError):  # timeouts included
-        return True
+    if isinstance(error, APIConnectionError | RateLimitBackendError):  # timeouts included
+        return True  # (a route whose shared limit's Redis is down could send nothing)
     if isinstance(error, APIStatusError):
         code = error.status_code
         return code >= 500 or code in C.FALLBACK_STATUS_CODES or isinstance(error, OverloadedError)
