@@ -179,3 +179,32 @@ async def test_over_http_a_refused_call_reaches_no_server() -> None:
         with pytest.raises(BudgetExceededError):
             await c.chat("hi", max_tokens=25)
     assert len(server.requests) == 1
+
+
+async def test_a_stream_closed_before_its_end_is_charged_its_estimate() -> None:
+    # Closing early does not undo what the provider generated (and bills): the stream reported
+    # no usage, so it is charged its estimate (2 prompt tokens + max_tokens 40 = 42).
+    async with client(Budget(max_tokens=100)) as c:
+        async with c.stream("one two three four five six", max_tokens=40) as stream:
+            async for _ in stream:
+                break
+        with pytest.raises(BudgetExceededError) as caught:
+            await c.chat("x", max_tokens=60)  # 1 + 60 fits 100 only if the stream was free
+    assert caught.value.spent_tokens >= 40
+
+
+@pytest.mark.parametrize("budget", [Budget(max_cost_usd=5.0), Budget(max_tokens=50)])
+async def test_a_budgeted_client_submits_and_reads_provider_batches(budget: Budget) -> None:
+    # A provider Batch API's requests (upload, create, poll, results) are not chat calls the
+    # budget can price: they go through, and the chat budget stays untouched by them.
+    seen: list[tuple[str, str | None]] = []
+    hooks = llmrelay.Hooks(on_request=lambda e: seen.append((e.operation, e.model)))
+    async with client(budget, hooks=hooks) as c:
+        job = await c.submit_batch(["hello", "world"], extra_headers={"x-mock-batch": "delay=0"})
+        job = await c.wait_batch(job.id, poll_interval=0.01)
+        results = await c.batch_results(job.id)
+        assert [r.text for r in results] == ["echo: hello", "echo: world"]  # type: ignore[union-attr]
+        reply = await c.chat("hi", max_tokens=3)  # the whole budget is still there
+        assert reply.text == "echo: hi"
+    assert {operation for operation, _ in seen[:-1]} == {"batch"}
+    assert seen[-1] == ("chat", "mock-echo")

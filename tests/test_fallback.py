@@ -219,9 +219,15 @@ async def test_usage_is_counted_per_route_and_in_total_with_cost() -> None:
 
 
 async def test_embeddings_stay_with_the_primary() -> None:
-    async with mock_client(None, route("503")) as client:
+    # Another provider's vectors are not interchangeable: a failing primary is the error, and
+    # the route (which would answer) gets nothing.
+    async with mock_client(None, route()) as client:
         result = await client.embed(["a", "b"], model="mock-embed")
-    assert len(result.vectors) == 2
+        assert len(result.vectors) == 2
+        with pytest.raises(InternalServerError) as caught:
+            await client.embed(["a", "b"], model="mock-embed+fault=503")
+        assert not isinstance(caught.value, AllRoutesFailedError)
+        assert list(client.route_usage.values())[1].requests == 0
 
 
 def test_the_sync_client_takes_fallbacks() -> None:
@@ -242,6 +248,22 @@ def test_the_sync_client_takes_fallbacks() -> None:
 def test_bad_fallbacks_are_a_config_error(kwargs: dict[str, Any], error: str) -> None:
     with pytest.raises(llmrelay.ConfigError, match=error):
         AsyncClient("mock", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "fallbacks",
+    [
+        [{"provider": "anthropic", "api_key": "sk-ant-SECRET-0123"}],
+        {"provider": "anthropic", "api_key": "sk-ant-SECRET-0123"},
+        [("anthropic", "sk-ant-SECRET-0123")],
+    ],
+)
+def test_a_route_given_as_plain_settings_is_refused_without_echoing_its_key(
+    fallbacks: Any,
+) -> None:
+    with pytest.raises(llmrelay.ConfigError, match=r"must be a list of llmrelay\.Route") as caught:
+        AsyncClient("mock", fallbacks=fallbacks)
+    assert "SECRET" not in str(caught.value)
 
 
 def test_a_misspelt_route_option_is_a_type_error_with_a_hint() -> None:
@@ -394,3 +416,77 @@ async def test_a_route_whose_circuit_is_open_is_skipped_without_an_attempt(
         assert client.breaker is not None and client.breaker.is_open
     assert (primary.failures, fallback.requests) == (2, 3)
     assert any("circuit is open" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_typed_response_format_reaches_a_route_of_another_family_as_written() -> None:
+    # Gemini takes JSON Schema as written (an optional property stays optional); the route
+    # rebuilt from the primary's request must get that schema, not OpenAI's strict form.
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name"],
+    }
+    answer = {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": '{"name": "Rex"}'}]}, "index": 0}
+        ],
+        "modelVersion": "gemini-2.5-flash",
+    }
+    async with (
+        loopback(lambda request: json_response(answer)) as server,
+        mock_client(
+            "503",
+            Route("gemini", model="gemini-2.5-flash", api_key="k", base_url=server.base_url),
+        ) as client,
+    ):
+        reply = await client.chat("a dog", response_format=schema)
+    assert reply.provider == "gemini" and reply.parsed == {"name": "Rex"}
+    sent = server.requests[0].json["generationConfig"]["responseJsonSchema"]
+    assert sent["required"] == ["name"] and sent["properties"]["age"] == {"type": "integer"}
+
+
+async def test_a_calls_own_credential_header_never_reaches_another_route() -> None:
+    # A per-call key for the primary (a tenant's, in extra_headers) is not sent to the fallback
+    # provider's server: the route authenticates with its own key; other headers go along.
+    def down(request: Request) -> Response:
+        return json_response({"error": {"message": "down", "type": "server_error"}}, status=503)
+
+    async with (
+        loopback(down) as first,
+        loopback(lambda request: json_response(chat_completion("fine"))) as second,
+        AsyncClient(
+            "openai",
+            api_key="sk-primary",
+            base_url=first.base_url,
+            model="gpt-4o",
+            max_retries=0,
+            fallbacks=[
+                Route(
+                    "deepseek", model="deepseek-chat", api_key="sk-route", base_url=second.base_url
+                )
+            ],
+        ) as client,
+    ):
+        extra = {"Authorization": "Bearer sk-TENANT", "X-Api-Key": "sk-TENANT", "X-Trace": "t1"}
+        reply = await client.chat("hi", extra_headers=extra)
+    assert reply.text == "fine"
+    assert first.requests[0].headers["authorization"] == "Bearer sk-TENANT"
+    sent = second.requests[0].headers
+    assert sent["authorization"] == "Bearer sk-route" and "x-api-key" not in sent
+    assert sent["x-trace"] == "t1"
+
+
+async def test_a_route_whose_shared_limit_cannot_reach_redis_falls_back() -> None:
+    # The primary's shared rate limit has no Redis (a refused port): it can send nothing, so
+    # the call moves on to the next route instead of failing.
+    pytest.importorskip("redis")
+    from _redis import free_port
+
+    limit = llmrelay.RateLimit(
+        requests_per_minute=60, redis_url=f"redis://127.0.0.1:{free_port()}/0", key="k"
+    )
+    async with mock_client(None, route(), rate_limit=limit) as client:
+        reply = await client.chat("hello")
+        assert reply.text == "echo: hello"
+        primary, fallback = client.route_usage.values()
+        assert (primary.requests, fallback.requests) == (0, 1)

@@ -300,3 +300,55 @@ async def test_a_call_over_fallback_routes_is_one_call_to_the_hooks() -> None:
         reply = await client.chat("hello")
     assert reply.model == "mock-echo"
     assert seen == ["global request", "request", "retry 1", "response mock-echo"]
+
+
+FAST_ROUTE = llmrelay.RetryPolicy(max_retries=2, backoff_base=0.001, backoff_cap=0.001)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+async def test_a_fallback_routes_retries_are_told_and_counted(stream: bool) -> None:
+    # The primary fails once (503, no retries); the fallback route fails once and its retry
+    # answers: three attempts over two routes, told as one call.
+    recorder = Recorder()
+    async with llmrelay.AsyncClient(
+        "mock",
+        model="mock-echo+fault=503",
+        max_retries=0,
+        circuit_breaker=None,
+        fallbacks=[llmrelay.Route("mock", model="mock-echo+fault=503;times=1", retry=FAST_ROUTE)],
+        hooks=recorder.hooks(),
+    ) as client:
+        if stream:
+            async with client.stream("hello there") as reply_stream:
+                reply = await reply_stream.final()
+        else:
+            reply = await client.chat("hello there")
+    assert reply.text == "echo: hello there"
+    assert recorder.names == ["request", "retry", "response"]
+    retry: RetryEvent = recorder.last("retry")
+    response: ResponseEvent = recorder.last("response")
+    assert retry.request is response.request  # the route's retry belongs to the one call
+    assert retry.attempt == 2 and retry.error.status_code == 503  # type: ignore[attr-defined]
+    assert response.attempts == 3
+    assert response.request_id == reply.request_id
+
+
+async def test_a_call_whose_primary_is_skipped_reports_when_it_was_sent() -> None:
+    # The primary's circuit opens after two calls; the third goes straight to the fallback
+    # route. Its time queued is up to the route's first attempt, not the whole call.
+    recorder = Recorder()
+    async with llmrelay.AsyncClient(
+        "mock",
+        model="mock-echo+fault=503",
+        max_retries=0,
+        circuit_breaker=llmrelay.CircuitBreaker(failures=2, cooldown=60),
+        fallbacks=[llmrelay.Route("mock", model="mock-echo")],
+        hooks=recorder.hooks(),
+    ) as client:
+        for _ in range(2):
+            await client.chat("hi")
+        assert client.breaker is not None and client.breaker.state == "open"
+        await client.chat("hi")
+    response: ResponseEvent = recorder.last("response")
+    assert response.attempts == 1
+    assert response.queued < response.duration

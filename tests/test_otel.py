@@ -340,3 +340,26 @@ def test_instrument_without_opentelemetry_says_what_to_install() -> None:
         "    raise SystemExit('no error')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_reply_from_a_fallback_route_is_that_providers(telemetry: Telemetry) -> None:
+    # The primary (mock) is down; Anthropic's route answers: the span and the token counts
+    # name the provider that answered, not the one asked first.
+    from llmrelay.mock import serve
+
+    with serve() as url:
+        async with llmrelay.AsyncClient(
+            "mock",
+            model="mock-echo+fault=503",
+            max_retries=0,
+            fallbacks=[
+                llmrelay.Route("anthropic", model="mock-echo", api_key=KEY, base_url=f"{url}/v1")
+            ],
+        ) as client:
+            telemetry.instrument(client)
+            reply = await client.chat("hello", max_tokens=20)
+    assert reply.provider == "anthropic"
+    (span,) = telemetry.spans
+    assert (span.attributes or {})["gen_ai.provider.name"] == "anthropic"
+    tokens = telemetry.points("gen_ai.client.token.usage")
+    assert tokens and {a["gen_ai.provider.name"] for a, _ in tokens} == {"anthropic"}

@@ -383,6 +383,19 @@ def test_a_malformed_reply_is_a_response_error(body: Any) -> None:
         parse(body)
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "message", "role": "assistant", "content": 5},
+        {"type": "message", "role": "assistant", "content": True},
+        {"type": "reasoning", "summary": 1.5},
+    ],
+)
+def test_an_output_item_of_an_odd_shape_is_skipped_not_a_raw_error(item: dict[str, Any]) -> None:
+    reply = parse({**FULL_RESPONSE, "output": [item]})
+    assert reply.text == "" and not reply.reasoning
+
+
 # -- stream events ---------------------------------------------------------------------------------
 
 
@@ -452,6 +465,25 @@ def test_stream_events_assemble_to_the_same_reply() -> None:
     reply = parse(FULL_RESPONSE)
     for name in ("text", "finish_reason", "tool_calls", "reasoning", "usage", "id", "model"):
         assert getattr(final, name) == getattr(reply, name), name
+
+
+@pytest.mark.parametrize("odd", [[1], {"a": 1}])
+def test_stream_events_with_odd_indexes_are_read_not_raw_errors(odd: Any) -> None:
+    # An index or id of another JSON type cannot be a dict key: read as its text, never a
+    # raw TypeError (unhashable) out of the stream.
+    parser = adapter.new_stream_parser(provider(), None)  # type: ignore[arg-type]
+    added = {"type": "function_call", "call_id": "c", "name": "f", "arguments": ""}
+    stream = events(
+        {"type": "response.reasoning_summary_text.delta", "item_id": odd, "summary_index": odd,
+         "delta": "Think."},
+        {"type": "response.output_item.added", "output_index": odd, "item": added},
+        {"type": "response.function_call_arguments.delta", "output_index": odd, "delta": "{}"},
+        {"type": "response.function_call_arguments.done", "output_index": odd, "arguments": "{}"},
+    )  # fmt: skip
+    chunks = [parser.parse(event) for event in stream]
+    assert chunks[0] is not None and chunks[0].reasoning == "Think."
+    assert chunks[2] is not None and chunks[2].tool_calls is not None
+    assert chunks[2].tool_calls[0].arguments == "{}"
 
 
 def test_a_stream_without_its_terminal_event_is_not_finished() -> None:

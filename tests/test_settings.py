@@ -333,7 +333,7 @@ BAD_ARGUMENTS = [
         "rate_limit['requests_per_minute'] must be a positive number, got -1",
     ),
     ({"headers": {"x-team": 1}}, "headers['x-team'] must be a string, got 1"),
-    ({"headers": ["x"]}, "headers must be a table of header names to strings, got ['x']"),
+    ({"headers": ["x"]}, "headers must be a table of header names to strings, got list"),
     (
         {"prices": {"m": (1.0,)}},
         "prices['m'] must be [prompt, completion] prices per million tokens (two numbers >= 0), "
@@ -429,6 +429,19 @@ def test_a_url_with_credentials_is_masked_in_the_error() -> None:
     with pytest.raises(ConfigError) as info:
         resolve_config("mock", base_url="ftp://user:hunter2@files.test", environ={})
     assert "hunter2" not in str(info.value) and "files.test" in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_headers_given_as_pairs_are_refused_without_showing_them() -> None:
+    # httpx takes a list of (name, value) pairs; llmrelay wants a table, and must not quote the
+    # pairs back: a key is usually among them.
+    pairs = [("Authorization", "Bearer sk-SECRET-0123")]
+    with pytest.raises(ConfigError, match="headers must be a table") as built:
+        llmrelay.AsyncClient("mock", headers=pairs)  # type: ignore[arg-type]
+    async with llmrelay.AsyncClient("mock") as client:
+        with pytest.raises(ConfigError, match="extra_headers must be a table") as called:
+            await client.chat("hi", extra_headers=pairs)  # type: ignore[arg-type]
+    assert "SECRET" not in str(built.value) + str(called.value)
 
 
 # -- from_profile builds exactly what the resolver says -----------------------------------------

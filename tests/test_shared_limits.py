@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -43,6 +44,24 @@ SRC = Path(__file__).parent.parent / "src"
 def test_bad_shared_settings_are_config_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         RateLimit(requests_per_minute=60, **kwargs)
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_redis_url_with_a_bad_port_is_a_config_error_when_it_is_made() -> None:
+    with pytest.raises(ConfigError, match="port that is not a number") as info:
+        RateLimit(requests_per_minute=60, redis_url="redis://:hunter2@127.0.0.1:63x9/0", key="k")
+    assert "hunter2" not in str(info.value)
+
+
+async def test_a_redis_url_redis_py_cannot_read_is_a_config_error_at_the_first_call() -> None:
+    # An option in the query is read by redis-py when it connects (no server needed to see it).
+    pytest.importorskip("redis")
+    url = "redis://:hunter2@127.0.0.1:1/0?socket_timeout=soon"
+    limit = RateLimit(requests_per_minute=60, redis_url=url, key="k")
+    async with llmrelay.AsyncClient(provider="mock", rate_limit=limit) as client:
+        with pytest.raises(ConfigError, match="socket_timeout") as info:
+            await client.chat("hi")
+        assert client.usage.requests == 0
     assert "hunter2" not in str(info.value)
 
 
@@ -311,3 +330,45 @@ def test_three_processes_on_one_key_send_what_one_process_sends(
     assert 0.85 * alone <= sum(together) <= 1.15 * alone
     assert all(count > 0 for count in together)
     assert 0.85 * 125 <= alone <= 1.15 * 125
+
+
+async def test_a_deadline_while_telling_redis_of_a_spent_budget_closes_the_stream(
+    redis_server: RedisServer,
+) -> None:
+    # The reply says the budget is spent; telling Redis hangs (it is paused) past the call's
+    # deadline. The call is a timeout, and the stream it had opened is closed, not left open.
+    closed: list[bool] = []
+
+    class Body(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            yield b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+            await anyio.sleep(30)
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        redis_server.command("CLIENT", "PAUSE", "2000", "ALL")
+        headers = {
+            "content-type": "text/event-stream",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "1s",
+        }
+        return httpx.Response(200, headers=headers, stream=Body())
+
+    limit = RateLimit(requests_per_minute=600, redis_url=redis_server.url, key="k")
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http,
+        llmrelay.AsyncClient(
+            "openai",
+            api_key="k",
+            model="m",
+            http_client=http,
+            rate_limit=limit,
+            max_retries=0,
+            timeout=llmrelay.Timeout(total=0.3),
+        ) as client,
+    ):
+        with pytest.raises(llmrelay.APITimeoutError):
+            await client.stream("hello").final()
+        assert closed == [True]

@@ -126,6 +126,14 @@ class RateLimit:
             raise ConfigError(
                 "RateLimit.redis_url must be a redis://, rediss:// or unix:// URL"
             )  # no echo of the value: it may hold a password
+        try:
+            from urllib.parse import urlsplit
+
+            urlsplit(self.redis_url).port  # noqa: B018 - read for its check
+        except ValueError:  # redis-py would raise it at the first call, as a bare ValueError
+            raise ConfigError(
+                "RateLimit.redis_url has a port that is not a number from 0 to 65535"
+            ) from None
         if not isinstance(self.key, str) or not self.key.strip():
             raise ConfigError(
                 "RateLimit.key is required with redis_url: every process sharing one budget "

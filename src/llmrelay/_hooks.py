@@ -37,8 +37,9 @@ __all__ = ["ErrorEvent", "Hooks", "RequestEvent", "ResponseEvent", "RetryEvent"]
 
 
 class RequestEvent:
-    """A call as it starts. `operation` is ``"chat"``, ``"stream"``, ``"embed"`` or
-    ``"models"``; `model` the model asked for; `server_address`/`server_port` where it goes.
+    """A call as it starts. `operation` is ``"chat"``, ``"stream"``, ``"embed"``,
+    ``"models"`` or ``"batch"`` (a provider Batch API request: an upload, a job's creation, a
+    poll, its results; `model` is then `None`); `model` the model asked for; `server_address`/`server_port` where it goes.
     `body` is the JSON body sent to the provider (your messages are in it), in the provider's
     own wire format, with the client's credentials masked; `None` for a GET."""
 

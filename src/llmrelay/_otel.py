@@ -223,6 +223,13 @@ class _Telemetry:
         span, common = known
         result, usage = event.result, event.usage
         metric = dict(common)
+        answered = getattr(result, "provider", None)
+        if isinstance(answered, str) and answered:
+            # A fallback route of another provider answered: its tokens are that provider's.
+            name = PROVIDER_NAMES.get(answered, answered)
+            if name != metric["gen_ai.provider.name"]:
+                metric["gen_ai.provider.name"] = name
+                span.set_attribute("gen_ai.provider.name", name)
         if isinstance(result, ChatResponse | EmbeddingResponse) and result.model:
             metric["gen_ai.response.model"] = result.model
             span.set_attribute("gen_ai.response.model", result.model)

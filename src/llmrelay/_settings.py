@@ -559,8 +559,8 @@ def _rate_limit(value: Any, place: Place) -> RateLimit:
 
 
 def _headers(value: Any, place: Place) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise place.bad("a table of header names to strings", value)
+    if not isinstance(value, Mapping):  # e.g. httpx's list of pairs, a key among them: not shown
+        raise place.bad("a table of header names to strings", value, shown=type(value).__name__)
     checked: dict[str, str] = {}
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
@@ -661,11 +661,22 @@ def _fallbacks(value: Any) -> tuple[Route, ...]:
     from ._routes import Route
 
     if isinstance(value, Route) or not isinstance(value, Sequence) or isinstance(value, str):
-        raise ConfigError(f"fallbacks must be a list of llmrelay.Route, got {value!r}")
+        raise ConfigError(f"fallbacks must be a list of llmrelay.Route, got {_shown(value)}")
     for item in value:
         if not isinstance(item, Route):
-            raise ConfigError(f"fallbacks must be a list of llmrelay.Route, got an item {item!r}")
+            raise ConfigError(
+                f"fallbacks must be a list of llmrelay.Route, got an item {_shown(item)}"
+            )
     return tuple(value)
+
+
+def _shown(value: Any) -> str:
+    # A route given as a dict or a list of settings may hold its key: named by type only.
+    from ._routes import Route
+
+    if value is None or isinstance(value, str | int | float | Route):  # a Route hides its key
+        return repr(value)
+    return f"of type {type(value).__name__}"
 
 
 def _budget(value: Any) -> Budget | None:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -211,12 +212,19 @@ def _connect(url: str) -> Any:
         from redis.backoff import NoBackoff
     except ImportError:  # pragma: no cover - checked when the client is built
         raise ConfigError(redis_missing()) from None
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=C.REDIS_CONNECT_TIMEOUT,
-        socket_timeout=C.REDIS_SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), C.REDIS_COMMAND_RETRIES),
-    )
+    try:
+        return Redis.from_url(
+            url,
+            socket_connect_timeout=C.REDIS_CONNECT_TIMEOUT,
+            socket_timeout=C.REDIS_SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), C.REDIS_COMMAND_RETRIES),
+        )
+    except (ValueError, TypeError) as exc:  # e.g. a query option redis-py cannot read
+        text = _safe(exc)
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+        raise ConfigError(f"RateLimit.redis_url is not a URL redis-py takes: {text}") from None
 
 
 def redis_missing() -> str:

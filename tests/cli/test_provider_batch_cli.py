@@ -203,6 +203,7 @@ def test_a_killed_run_resumes_the_same_job_and_submits_once(tmp_path: Path, stop
     [
         (["--provider-batch", "--rpm", "60"], "--rpm pace or price the live batch"),
         (["--provider-batch", "--price", "m=1,2"], "--price pace or price"),
+        (["--provider-batch", "--max-cost", "5"], "--max-cost bounds the live batch"),
         (["--poll-interval", "1"], "--poll-interval goes with --provider-batch"),
     ],
 )

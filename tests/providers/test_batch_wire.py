@@ -245,3 +245,67 @@ def test_the_multipart_boundary_never_occurs_in_the_data() -> None:
     body, content_type = multipart([("purpose", "batch")], "f.jsonl", data)
     boundary = content_type.partition("boundary=")[2]
     assert body.count(boundary.encode()) == 3 and data in body
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"created_at": 1e300},  # beyond datetime's years
+        {"created_at": -1e13},
+        {"completed_at": float("nan")},
+        {"status": "failed", "errors": [{"message": "bad line", "line": 1}]},  # a bare list
+        {"status": "failed", "errors": "broken"},
+    ],
+)
+async def test_odd_fields_of_an_openai_job_are_read_or_left_out(changes: dict[str, Any]) -> None:
+    # Through the client over loopback: never a raw OverflowError/ValueError/AttributeError.
+    import llmrelay
+    from _loopback import json_response, loopback
+
+    body = {**OPENAI_JOB, **changes}
+    async with (
+        loopback(lambda request: json_response(body)) as server,
+        llmrelay.AsyncClient("openai", api_key="k", base_url=server.base_url) as client,
+    ):
+        job = await client.get_batch("batch_abc123")
+    assert job.status == body["status"]
+    assert job.created_at is None or job.created_at.year == 2024
+    assert job.errors in ((), ("line 1: bad line",))
+
+
+async def test_gemini_inline_responses_as_a_bare_list_are_read() -> None:
+    provider = get_provider("gemini", {"GEMINI_API_KEY": "k"})
+    wire = GeminiBatch()
+    listed = GEMINI_OPERATION["response"]["inlinedResponses"]["inlinedResponses"]
+    for inlined in (listed, "broken"):
+        operation = {**GEMINI_OPERATION, "response": {"inlinedResponses": inlined}}
+        found = await wire.results(fake_send({}), provider, wire.job(provider, operation))
+        assert isinstance(found[0], ChatResponse if inlined is listed else BatchItemError)
+
+
+async def test_a_result_for_a_request_the_job_never_had_is_left_out() -> None:
+    # An Anthropic job of 2 requests whose results file also names request 10**6: the user
+    # gets the job's 2 outcomes (not a million "missing" ones), over the real client.
+    import llmrelay
+    from _loopback import Request, Response, json_response, loopback
+
+    job = {**ANTHROPIC_JOB, "results_url": None,
+           "request_counts": {**ANTHROPIC_JOB["request_counts"], "succeeded": 2, "errored": 0,
+                              "expired": 0, "canceled": 0}}  # fmt: skip
+    results = lines(
+        {"custom_id": "0", "result": {"type": "succeeded", "message": MESSAGE}},
+        {"custom_id": "1", "result": {"type": "succeeded", "message": MESSAGE}},
+        {"custom_id": str(10**6), "result": {"type": "succeeded", "message": MESSAGE}},
+    )
+
+    def answer(request: Request) -> Response:
+        if request.path.endswith("/results"):
+            return Response([results], content_type="application/x-jsonl", chunked=False)
+        return json_response(job)
+
+    async with (
+        loopback(answer) as server,
+        llmrelay.AsyncClient("anthropic", api_key="k", base_url=server.base_url) as client,
+    ):
+        found = await client.batch_results(str(job["id"]))
+    assert [r.text for r in found] == ["hello", "hello"]  # type: ignore[union-attr]

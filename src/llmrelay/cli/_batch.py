@@ -322,7 +322,7 @@ def batch(
     if provider_batch or ctx.get_parameter_source("poll_interval") != ParameterSource.DEFAULT:
         from ._provider_batch import check_options
 
-        check_options(ctx, provider_batch, rpm=rpm, tpm=tpm, prices=prices)
+        check_options(ctx, provider_batch, rpm=rpm, tpm=tpm, prices=prices, max_cost=max_cost)
     output = output or prompts.with_name(prompts.stem + ".results.jsonl")
     if output.resolve() == prompts.resolve():
         raise CLIError("the results file must not be the prompts file", EXIT_USAGE)

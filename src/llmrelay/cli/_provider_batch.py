@@ -357,7 +357,13 @@ def provider_batch_command(
 
 
 def check_options(
-    ctx: click.Context, provider_batch: bool, *, rpm: Any, tpm: Any, prices: Any
+    ctx: click.Context,
+    provider_batch: bool,
+    *,
+    rpm: Any,
+    tpm: Any,
+    prices: Any,
+    max_cost: Any = None,
 ) -> None:
     """No option is silently dropped: the live batch's pacing and prices mean nothing to a
     provider batch, and --poll-interval nothing without one."""
@@ -365,6 +371,13 @@ def check_options(
 
     if not provider_batch:
         raise CLIError("--poll-interval goes with --provider-batch", EXIT_USAGE)
+    if max_cost is not None:
+        # A budget is checked before each live call; a job's cost is known only from its results.
+        raise CLIError(
+            "--max-cost bounds the live batch; a provider batch's cost is known only once its "
+            "job has run (drop --max-cost, or --provider-batch)",
+            EXIT_USAGE,
+        )
     given = [flag for flag, value in (("--rpm", rpm), ("--tpm", tpm), ("--price", prices)) if value]
     if given:
         raise CLIError(

@@ -146,7 +146,10 @@ def custom_index(value: Any) -> int | None:
 def epoch(value: Any) -> datetime | None:
     """A Unix timestamp in seconds as an aware UTC datetime (None when absent)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):  # NaN, or out of datetime's years
+            return None
     return None
 
 

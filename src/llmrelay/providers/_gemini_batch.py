@@ -119,7 +119,11 @@ class GeminiBatch:
         if not isinstance(output, dict):  # the batch carries its output too
             meta = obj(data.get("metadata"))
             output = obj(meta.get("output"))
-        listed = (output.get("inlinedResponses") or {}).get("inlinedResponses") or []
+        listed = output.get("inlinedResponses")
+        if isinstance(listed, dict):
+            listed = listed.get("inlinedResponses")
+        if not isinstance(listed, list):
+            listed = []
         outcomes: dict[int, ChatResponse | LLMError] = {}
         for position, entry in enumerate(listed):
             if not isinstance(entry, dict):

@@ -121,7 +121,10 @@ class OpenAIBatch:
         if status is None:
             raise bad_job(provider, f"unknown batch status {raw_status!r}", data)
         counts = data.get("request_counts") or {}
-        errors = (data.get("errors") or {}).get("data") or []
+        errors = data.get("errors")
+        errors = errors.get("data") if isinstance(errors, dict) else errors  # a list, as some send
+        if not isinstance(errors, list):
+            errors = []
         ended = next((data[key] for key in _ENDED if data.get(key) is not None), None)
         return BatchJob(
             id=data["id"],

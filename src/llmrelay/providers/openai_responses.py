@@ -281,7 +281,8 @@ def parse_chat(provider: Provider, data: Any, request_id: str | None) -> ChatRes
             raise bad_response(provider.name, "an output item is not an object", data)
         kind = item.get("type")
         if kind == "message":
-            for part in item.get("content") or ():
+            content = item.get("content")
+            for part in content if isinstance(content, list) else ():
                 if not isinstance(part, dict):
                     continue
                 if part.get("type") == "output_text" and isinstance(part.get("text"), str):
@@ -328,7 +329,8 @@ def _function_call(provider: Provider, item: dict[str, Any], data: Any) -> ToolC
 
 def _summary_texts(item: dict[str, Any]) -> list[str]:
     out = []
-    for part in item.get("summary") or ():
+    summary = item.get("summary")
+    for part in summary if isinstance(summary, list) else ():
         if isinstance(part, dict) and isinstance(part.get("text"), str):
             out.append(part["text"])
     return out
@@ -375,7 +377,7 @@ class StreamParser:
         if kind == "response.function_call_arguments.delta":
             return self._arguments(obj, _delta(obj))
         if kind == "response.function_call_arguments.done":
-            index = obj.get("output_index")
+            index = _key(obj.get("output_index"))
             if index in self._calls and index not in self._filled:  # no deltas came
                 return self._arguments(obj, str_or_none(obj.get("arguments")) or "")
             return None
@@ -414,7 +416,7 @@ class StreamParser:
 
     def _reasoning(self, obj: dict[str, Any]) -> StreamChunk:
         # Summary parts are separate paragraphs, as `parse_chat` joins them.
-        key = (obj.get("item_id"), obj.get("summary_index"))
+        key = (_key(obj.get("item_id")), _key(obj.get("summary_index")))
         text = _delta(obj)
         summary = obj.get("type") == "response.reasoning_summary_text.delta"
         if summary and key not in self._summary_seen:
@@ -428,10 +430,11 @@ class StreamParser:
         if not isinstance(item, dict) or item.get("type") != "function_call":
             return None
         index = len(self._calls)
-        self._calls[obj.get("output_index", index)] = index
+        output_index = _key(obj.get("output_index", index))
+        self._calls[output_index] = index
         arguments = arguments_text(item.get("arguments")) or ""
         if arguments:
-            self._filled.add(obj.get("output_index", index))
+            self._filled.add(output_index)
         delta = ToolCallDelta(
             index=index,
             id=str_or_none(item.get("call_id")) or str_or_none(item.get("id")),
@@ -441,7 +444,7 @@ class StreamParser:
         return _chunk(tool_calls=(delta,), raw=obj)
 
     def _arguments(self, obj: dict[str, Any], text: str) -> StreamChunk | None:
-        output_index = obj.get("output_index")
+        output_index = _key(obj.get("output_index"))
         index = self._calls.get(output_index)
         if index is None:
             raise bad_response(
@@ -449,6 +452,12 @@ class StreamParser:
             )
         self._filled.add(output_index)
         return _chunk(tool_calls=(ToolCallDelta(index=index, arguments=text),), raw=obj)
+
+
+def _key(value: Any) -> Any:
+    """An event's index or id as a dict key: a value of another JSON type (a list, an object)
+    cannot be one, so it stands as its text."""
+    return value if value is None or isinstance(value, str | int | float) else repr(value)
 
 
 def _delta(obj: dict[str, Any]) -> str:

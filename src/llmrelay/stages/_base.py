@@ -52,6 +52,7 @@ class Call:
         "new_parser",
         "operation",
         "params",
+        "parent",
         "parse",
         "raw",
         "request",
@@ -81,7 +82,7 @@ class Call:
         operation: str = "chat",
     ) -> None:
         self.method = method
-        self.operation = operation  # "chat" (a stream too), "embed" or "models": for hooks
+        self.operation = operation  # "chat" (a stream too), "embed", "models", "batch"
         self.model = model  # the model asked for (the reply may name a dated snapshot)
         self.url = url
         self.headers = headers
@@ -108,6 +109,8 @@ class Call:
         # When (`time.perf_counter()`) the first attempt went to the sender, past its slot and
         # rate limit: hooks tell the wait before it apart from the time on the wire.
         self.first_sent: float | None = None
+        # A fallback route's call: the caller's call it was rebuilt from (hooks follow it).
+        self.parent: Call | None = None
 
     def __repr__(self) -> str:
         path = "/" + self.url.partition("://")[2].partition("/")[2].partition("?")[0]

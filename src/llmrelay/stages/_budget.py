@@ -6,8 +6,12 @@ reserved while the call is in flight, so that many concurrent calls cannot all p
 remaining money: a call that fits only once the calls in flight have settled waits for them
 (it holds no slot yet) and is then judged on what they really cost. When a reply is finished
 its reservation is replaced by what it reports (its usage, priced for the model that answered,
-or for the model asked for). A stream that failed after it started is charged its
-estimate: tokens were generated, and the stream did not report how many.
+or for the model asked for). A reply that reports no usage is charged its estimate: a stream
+that failed after it started, or that the caller closed before its end, had tokens generated
+(and billed) without saying how many.
+
+A provider Batch API's requests (uploads, job creation, polls: ``operation == "batch"``) pass
+through: a job's cost is only known from its results, which `batch_results` does not count.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class BudgetStage:
         return prompt + completion, price.estimate(prompt, completion)
 
     async def send(self, call: Call) -> Reply:
-        if call.method == "GET":  # a model list costs nothing
+        if call.method == "GET" or call.operation == "batch":  # a model list costs nothing
             return await self._inner.send(call)
         tokens, usd = self.estimate(call)
         while not self._fits(tokens, usd, reserved=True):
@@ -87,7 +91,7 @@ class BudgetStage:
                 )
                 price = self._table.price_of(model, call.model)
                 self.spent_usd += price.cost(usage) if price is not None else (usd or 0.0)
-            elif error is not None:  # a stream that broke off: charged its estimate
+            else:  # a stream that broke off or was closed early: charged its estimate
                 self.spent_tokens += tokens
                 self.spent_usd += usd or 0.0
 

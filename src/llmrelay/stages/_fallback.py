@@ -15,9 +15,10 @@ Rules, in order, for each route (the primary first):
 2. The route gets the time left of the call's one total deadline (``timeout.total``): the
    deadline covers every route, not each.
 3. A provider-side failure after the route's own retries (connection error, timeout, 408, 429,
-   5xx, 529/overloaded, a Retry-After beyond the cap or the deadline) moves on to the next
-   route (INFO log). A stream moves on only before its first content chunk: the opener reads up
-   to it inside the route's chain, so anything later is the stream's own error.
+   5xx, 529/overloaded, a Retry-After beyond the cap or the deadline, the Redis of its shared
+   rate limit down) moves on to the next route (INFO log). A stream moves on only before its
+   first content chunk: the opener reads up to it inside the route's chain, so anything later
+   is the stream's own error.
 4. A caller error (400, 401, 403, 404, 422, `ConfigError`, an unreadable 2xx body) stops:
    raised as it is when it came from the first route tried, else as the combined error.
 5. Every route failed: one error, `AllRoutesFailedError`, built as a subclass of the last
@@ -25,7 +26,8 @@ Rules, in order, for each route (the primary first):
    each route's error.
 
 Embeddings and model lists stay with the primary: another provider's vectors are not
-interchangeable.
+interchangeable. A call's credential headers (``extra_headers={"Authorization": ...}``) are the
+primary's: a route sends its own key, and the call's other headers.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .._exceptions import (
     APITimeoutError,
     LLMError,
     OverloadedError,
+    RateLimitBackendError,
 )
 from .._request import ChatRequest, estimate_tokens
 from ._base import Call, Reply
@@ -61,8 +64,8 @@ logger = logging.getLogger("llmrelay")
 
 def falls_back(error: LLMError) -> bool:
     """Whether the next route may succeed where this error's route failed."""
-    if isinstance(error, APIConnectionError):  # timeouts included
-        return True
+    if isinstance(error, APIConnectionError | RateLimitBackendError):  # timeouts included
+        return True  # (a route whose shared limit's Redis is down could send nothing)
     if isinstance(error, APIStatusError):
         code = error.status_code
         return code >= 500 or code in C.FALLBACK_STATUS_CODES or isinstance(error, OverloadedError)
@@ -104,13 +107,21 @@ class RouteEntry:
             own = timeout.total
             timeout = dataclasses.replace(timeout, total=total if own is None else min(total, own))
         asked: ChatRequest = call.request
+        headers = asked.extra_headers
+        if headers:
+            # A credential the caller gave for this call (``Authorization``, ``x-api-key``...)
+            # is the primary's: it must not reach another provider. The route sends its own.
+            from .._logging import is_sensitive_header
+
+            headers = {k: v for k, v in headers.items() if not is_sensitive_header(k)} or None
         request = ChatRequest(
             model=client.model or asked.model,
             messages=asked.messages,
             params=asked.params,
             extra_body=asked.extra_body,
-            extra_headers=asked.extra_headers,
+            extra_headers=headers,
             stream=asked.stream,
+            output=asked.output,  # a typed response_format: each family sends it its own way
         )
         estimated = 1
         if client._config.rate_limit is not None:
@@ -145,6 +156,7 @@ class FallbackStage:
         deadline = None if total is None else anyio.current_time() + total
         errors: list[tuple[str, LLMError]] = []
         routed: Call | None = None
+        done = 0  # attempts sent on the routes tried before this one
         for route in self._candidates():
             if errors and logger.isEnabledFor(logging.INFO):
                 label, error = errors[-1]
@@ -163,9 +175,13 @@ class FallbackStage:
             routed = None
             try:
                 routed = route.call_for(call, left)
+                if routed is not call:
+                    routed.parent = call
+                    call.attempt = done  # the hooks number a route's retries after these
                 reply = await route.chain.send(routed)
             except LLMError as error:
                 self._usage.retries += 0 if routed is None else routed.attempt
+                done = _sum_up(call, routed, done)
                 if not falls_back(error):
                     if not errors:
                         self._usage.failures += 1
@@ -177,6 +193,7 @@ class FallbackStage:
                 continue
             route.breaker.record_success()
             self._usage.retries += routed.attempt
+            _sum_up(call, routed, done)
             self._answered(call, routed, route, reply)
             return reply
         self._usage.failures += 1
@@ -237,6 +254,23 @@ class FallbackStage:
                 usage.record(model, used, requested)
 
         reply.on_finish(count)
+
+
+def _sum_up(call: Call, routed: Call | None, done: int) -> int:
+    """After a route: the attempts sent so far, and the caller's call told them (its `attempt`
+    counts every route's; its `first_sent` is the first attempt's, on whichever route), for
+    what the hooks report."""
+    if routed is None:  # the call could not be built for this route: nothing was sent
+        call.attempt = max(done - 1, 0)
+        return done
+    if routed is not call:
+        if call.first_sent is None:
+            call.first_sent = routed.first_sent
+        if routed.request_id is not None:
+            call.request_id = routed.request_id
+    done += routed.attempt + 1
+    call.attempt = done - 1
+    return done
 
 
 _COMBINED: dict[type[LLMError], type[AllRoutesFailedError]] = {}

@@ -79,8 +79,12 @@ class HooksStage:
     async def retried(self, call: Call, error: LLMError, delay: float) -> None:
         """The retry stage's listener."""
         known = self._calls.get(call)
+        number = call.attempt + 1
+        if known is None and call.parent is not None:  # a fallback route's retry
+            known = self._calls.get(call.parent)
+            number += call.parent.attempt  # the attempts on the routes before this one
         if known is not None:
-            event = RetryEvent(known[0], call.attempt + 1, self._mask.error(error), delay)
+            event = RetryEvent(known[0], number, self._mask.error(error), delay)
             await self._emit("on_retry", event)
 
     async def send(self, call: Call) -> Reply:

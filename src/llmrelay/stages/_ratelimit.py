@@ -83,7 +83,11 @@ class RateLimitStage:
                 await self._heed(error.headers, error.status_code)
             raise
         if self._follow:
-            await self._heed(reply.headers, reply.status)
+            try:
+                await self._heed(reply.headers, reply.status)
+            except BaseException:  # cancelled while telling Redis: the open stream goes back
+                await reply.aclose()
+                raise
         limiter = self.limiter
         reply.on_finish(
             lambda usage, error: (
