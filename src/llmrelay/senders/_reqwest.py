@@ -67,6 +67,7 @@ from ._engines import (
     move_credentials,
     require_asyncio,
 )
+from ._reqwest_exit import asettle, hook_exit
 
 if TYPE_CHECKING:
     from pyreqwest.http import HeaderMap
@@ -230,6 +231,7 @@ class ReqwestSender:
         self._build((timeout.connect, timeout.read))
         self._closed = False
         self._checked = False
+        hook_exit()  # a client never closed: the last wake-up is waited for at exit
 
     def _build(self, key: tuple[float | None, float | None]) -> Client:
         builder = (
@@ -332,6 +334,9 @@ class ReqwestSender:
         with anyio.CancelScope(shield=True):
             for client in clients:
                 await client.close()
+            # The tokio thread may still be inside the call that woke this task (the close's,
+            # or a last read's): returning now could let the program exit under it.
+            await asettle()
 
 
 def _roots(verify: Verify) -> list[bytes]:
