@@ -9,6 +9,7 @@ MODE is one of:
   error      a 401, the error raised, the client closed by ``async with``
   stream     a stream broken after its first piece (the server holds the rest)
   unclosed   a 200 from a client that is never closed
+  abandoned  a stream left open after its first piece, its client never closed
   timeout    a reply slower than the total deadline, the client closed
   sync       the sync client, a 401
 """
@@ -50,6 +51,11 @@ async def main(base_url: str, mode: str) -> str:
     elif mode == "unclosed":
         relay = client(base_url + "/ok")
         return (await relay.chat("hi")).text
+    elif mode == "abandoned":
+        relay = client(base_url + "/stream")
+        stream = await relay.stream("hi").__aenter__()
+        async for piece in stream:
+            return f"piece {piece.text!r}"
     elif mode == "timeout":
         async with client(base_url + "/slow", timeout=Timeout(total=0.05)) as relay:
             try:

@@ -23,13 +23,14 @@ pytest.importorskip("pyreqwest")
 
 WORKER = Path(__file__).parent / "_reqwest_exit_worker.py"
 SRC = Path(__file__).resolve().parents[1] / "src"
-MODES = ("error", "stream", "unclosed", "timeout", "sync")
-RUNS = 8  # processes per mode; 40 in all, 4 at a time
+MODES = ("error", "stream", "unclosed", "abandoned", "timeout", "sync")
+RUNS = 8  # processes per mode; 48 in all, 4 at a time
 PARALLEL = 4
 EXPECTED = {
     "error": "AuthenticationError",
     "stream": "piece 'hel'",
     "unclosed": "hello",
+    "abandoned": "piece 'hel'",
     "timeout": "APITimeoutError",
     "sync": "AuthenticationError",
 }
