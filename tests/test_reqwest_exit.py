@@ -11,13 +11,18 @@ Many short processes run at once here, so a regression shows as at least one abo
 
 from __future__ import annotations
 
+import _thread
 import sys
+import threading
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
 from _loopback import HOLD, Request, Response, chat_completion, json_response, loopback, sse
+from llmrelay import AsyncClient
+from llmrelay import _constants as C
 
 pytest.importorskip("pyreqwest")
 
@@ -70,3 +75,41 @@ async def test_a_process_exits_cleanly_after_every_kind_of_call() -> None:
     assert not failures, f"{len(failures)} of {RUNS * len(MODES)} runs failed:\n" + "\n".join(
         failures
     )
+
+
+# -- the wait itself, with a stand-in for the tokio thread -------------------------------------
+
+
+def start_foreign_thread(seconds: float) -> threading.Event:
+    """A thread `threading` does not know (as a Rust runtime's is) that runs Python for
+    `seconds`; the returned event is set just before it leaves Python."""
+    left = threading.Event()
+    started = threading.Event()
+
+    def run() -> None:
+        started.set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.001)
+        left.set()
+
+    _thread.start_new_thread(run, ())
+    started.wait()
+    return left
+
+
+async def test_closing_waits_until_no_foreign_thread_runs_python() -> None:
+    client = AsyncClient(provider="openai", api_key="sk-x", http="reqwest")
+    left = start_foreign_thread(0.05)
+    await client.aclose()
+    assert left.is_set()
+
+
+async def test_the_wait_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(C, "REQWEST_SETTLE_LIMIT", 0.05)
+    client = AsyncClient(provider="openai", api_key="sk-x", http="reqwest")
+    left = start_foreign_thread(2.0)
+    started = time.monotonic()
+    await client.aclose()
+    assert time.monotonic() - started < 1.0
+    assert not left.is_set()
