@@ -43,6 +43,12 @@ SOCKET_WRITE_PIECE = 64 * 1024
 # over (its default is 64 KiB). Zero: the first event must not wait for 64 KiB or the body's end,
 # and nothing is held per stream in advance; see senders/_reqwest.py.
 REQWEST_READ_AHEAD = 0
+# http="reqwest": at close and at exit, how long to wait at most for pyreqwest's tokio thread to
+# leave the Python call that wakes a task (it may not be inside one when the interpreter exits;
+# see senders/_reqwest_exit.py), checking every REQWEST_SETTLE_POLL seconds. The wait is
+# normally nothing or one poll; the bound only matters if another library's thread runs Python.
+REQWEST_SETTLE_LIMIT = 0.5
+REQWEST_SETTLE_POLL = 0.0005
 
 # Streaming: the largest single server-sent event we accept (bytes).
 MAX_SSE_EVENT_SIZE = 8 * 1024 * 1024

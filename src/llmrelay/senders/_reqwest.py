@@ -24,6 +24,9 @@ How it maps llmrelay's settings:
   rustls: it is a `ConfigError` when the client is made.
 - A proxy from the environment (resolved by `_settings.env_proxy`; reqwest's own reading of
   the environment is turned off) is passed as is: http, https and socks5 proxies all work.
+- The tokio thread wakes a task through a Python call; `aclose()` and an `atexit` hook wait
+  until it has left it, so that the interpreter never starts exiting under it (an abort on
+  CPython before 3.14; see `_reqwest_exit`).
 - A streamed request is built with ``streamed_read_buffer_limit(0)``. pyreqwest's default (64 KiB)
   is a read-ahead: entering the response waits until that many body bytes arrived or the body
   ended, so the first event of a slow stream would wait for the whole reply (and a server that
@@ -67,6 +70,7 @@ from ._engines import (
     move_credentials,
     require_asyncio,
 )
+from ._reqwest_exit import asettle, hook_exit
 
 if TYPE_CHECKING:
     from pyreqwest.http import HeaderMap
@@ -230,6 +234,7 @@ class ReqwestSender:
         self._build((timeout.connect, timeout.read))
         self._closed = False
         self._checked = False
+        hook_exit()  # a client never closed: the last wake-up is waited for at exit
 
     def _build(self, key: tuple[float | None, float | None]) -> Client:
         builder = (
@@ -283,10 +288,11 @@ class ReqwestSender:
             if call.params:
                 builder = builder.query(dict(call.params))
             if content is not None:
-                # A str is copied into Rust; `body_bytes` would keep our bytes object, which the
-                # tokio thread may then release while the interpreter exits: a process that
-                # ended right after a request aborted ("PyGILState_Release", 2 exits in 40
-                # before; none in 80 since). The body is JSON, so UTF-8, and the copy is small.
+                # A str is copied into Rust; `body_bytes` would keep our bytes object as a
+                # buffer, which the tokio thread releases (taking the interpreter lock) whenever
+                # hyper drops the body, possibly while the interpreter exits. The body is JSON,
+                # so UTF-8, and the copy is small. (The other way the tokio thread enters Python,
+                # waking a task, is waited for at close and exit: _reqwest_exit.py.)
                 builder = builder.body_text(content.decode())
             if call.stream:
                 builder = builder.streamed_read_buffer_limit(C.REQWEST_READ_AHEAD)
@@ -332,6 +338,9 @@ class ReqwestSender:
         with anyio.CancelScope(shield=True):
             for client in clients:
                 await client.close()
+            # The tokio thread may still be inside the call that woke this task (the close's,
+            # or a last read's): returning now could let the program exit under it.
+            await asettle()
 
 
 def _roots(verify: Verify) -> list[bytes]:
