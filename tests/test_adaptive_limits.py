@@ -254,18 +254,7 @@ async def test_adaptive_concurrency_finds_what_the_server_takes(adaptive: bool) 
     server = Narrow(capacity=4)
     limit = RateLimit(adaptive_concurrency=adaptive)
     retry = llmrelay.RetryPolicy(max_retries=20, backoff_base=0.5, backoff_cap=2.0)
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(server)) as http,
-        llmrelay.AsyncClient(
-            provider="openai",
-            api_key="sk-test",
-            model="m",
-            http_client=http,
-            rate_limit=limit,
-            max_concurrency=16,
-            retry=retry,
-        ) as client,
-    ):
+    async with openai_client(server, rate_limit=limit, max_concurrency=16, retry=retry) as client:
         replies = await client.batch([f"prompt {i}" for i in range(60)])
     assert len(replies) == server.served == 60
     print(f"adaptive={adaptive}: {server.rejected} requests refused with 429")

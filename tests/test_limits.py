@@ -213,16 +213,7 @@ async def test_the_token_budget_is_corrected_by_the_usage_a_reply_reports() -> N
         times.append(anyio.current_time() - t0)
         return httpx.Response(200, json=body)
 
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
-        llmrelay.AsyncClient(
-            provider="openai",
-            api_key="sk-test",
-            model="m",
-            http_client=http,
-            rate_limit=RateLimit(tokens_per_minute=600),
-        ) as client,
-    ):
+    async with openai_client(handler, rate_limit=RateLimit(tokens_per_minute=600)) as client:
         await client.chat("hi")
         await client.chat("hi")
     assert times[0] == 0
