@@ -6,8 +6,7 @@ The client tests run on trio's MockClock: a 20 s reset costs nothing and is meas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 import llmrelay
+from _fake_openai import OK_BODY, mock_clock_backend, openai_client
 from llmrelay import RateLimit, RateLimitError
 from llmrelay._server_limits import parse_duration, parse_reset_time, server_wait
 
@@ -115,16 +115,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, Any]]:
-    import trio.testing
-
-    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
-
-
-OK_BODY = {
-    "id": "chatcmpl-1",
-    "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
-}
+    return mock_clock_backend()
 
 
 class Server:
@@ -149,24 +140,13 @@ class Server:
         return sum(1 for t in self.times if t < seconds)
 
 
-@asynccontextmanager
-async def client_on(server: Server, **kwargs: Any) -> AsyncIterator[llmrelay.AsyncClient]:
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(server)) as http,
-        llmrelay.AsyncClient(
-            provider="openai", api_key="sk-test", model="m", http_client=http, **kwargs
-        ) as client,
-    ):
-        yield client
-
-
 SPENT_FOR_20S = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"}
 
 
 async def test_the_issue_repro_a_spent_budget_holds_requests_until_its_reset() -> None:
     # Every reply says: no requests left, reset in 20 s. rpm=120 alone would send 21 in 10 s.
     server = Server(SPENT_FOR_20S)
-    async with client_on(server, rate_limit=RateLimit(requests_per_minute=120)) as client:
+    async with openai_client(server, rate_limit=RateLimit(requests_per_minute=120)) as client:
         with anyio.move_on_after(10):
             while True:
                 await client.chat("Hello")
@@ -176,7 +156,7 @@ async def test_the_issue_repro_a_spent_budget_holds_requests_until_its_reset() -
 async def test_concurrent_calls_wait_for_the_reset_too() -> None:
     server = Server(SPENT_FOR_20S)
     limit = RateLimit(requests_per_minute=120)
-    async with client_on(server, rate_limit=limit) as client, anyio.create_task_group() as tg:
+    async with openai_client(server, rate_limit=limit) as client, anyio.create_task_group() as tg:
         for _ in range(30):
             tg.start_soon(client.chat, "Hello")
     # At most the first burst (rpm=120 holds 2 at once) goes before a reply tells the client
@@ -189,7 +169,7 @@ async def test_concurrent_calls_wait_for_the_reset_too() -> None:
 async def test_without_follow_server_the_headers_are_ignored() -> None:
     server = Server(SPENT_FOR_20S)
     limit = RateLimit(requests_per_minute=120, follow_server=False)
-    async with client_on(server, rate_limit=limit) as client:
+    async with openai_client(server, rate_limit=limit) as client:
         with anyio.move_on_after(10):
             while True:
                 await client.chat("Hello")
@@ -198,7 +178,7 @@ async def test_without_follow_server_the_headers_are_ignored() -> None:
 
 async def test_a_rate_limit_with_no_numbers_only_follows_the_server() -> None:
     server = Server({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m0s"})
-    async with client_on(server, rate_limit=RateLimit()) as client:
+    async with openai_client(server, rate_limit=RateLimit()) as client:
         for _ in range(3):
             await client.chat("Hello")
     assert server.times == pytest.approx([0.0, 60.0, 120.0])
@@ -206,7 +186,7 @@ async def test_a_rate_limit_with_no_numbers_only_follows_the_server() -> None:
 
 async def test_a_budget_with_some_left_sends_at_the_clients_own_pace() -> None:
     server = Server({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "20s"})
-    async with client_on(server, rate_limit=RateLimit(requests_per_minute=60)) as client:
+    async with openai_client(server, rate_limit=RateLimit(requests_per_minute=60)) as client:
         for _ in range(3):
             await client.chat("Hello")
     assert server.times == pytest.approx([0.0, 1.0, 2.0])
@@ -221,7 +201,7 @@ async def test_anthropic_headers_hold_requests_until_the_rfc3339_reset() -> None
         "anthropic-ratelimit-requests-reset": reset,
     }
     server = Server(headers)
-    async with client_on(server, rate_limit=RateLimit()) as client:
+    async with openai_client(server, rate_limit=RateLimit()) as client:
         await client.chat("Hello")
         await client.chat("Hello")
     # Whole seconds in the header, wall clock against the fake loop clock: 29-30 s later.
@@ -231,12 +211,12 @@ async def test_anthropic_headers_hold_requests_until_the_rfc3339_reset() -> None
 async def test_a_429_retry_after_holds_every_other_call_as_well() -> None:
     server = Server({"retry-after": "5"}, status=429, failures=1)
     limit = RateLimit(requests_per_minute=6000)
-    async with client_on(server, rate_limit=limit) as client:
+    async with openai_client(server, rate_limit=limit) as client:
         await client.chat("Hello")  # 429, retried after 5 s
         assert server.times == pytest.approx([0.0, 5.0])
 
     server = Server({"retry-after": "5"}, status=429, failures=1)
-    async with client_on(server, rate_limit=limit, max_retries=0) as client:
+    async with openai_client(server, rate_limit=limit, max_retries=0) as client:
         with pytest.raises(RateLimitError):
             await client.chat("Hello")
         await client.chat("Hello")  # another call: held until the 429's Retry-After
@@ -274,18 +254,7 @@ async def test_adaptive_concurrency_finds_what_the_server_takes(adaptive: bool) 
     server = Narrow(capacity=4)
     limit = RateLimit(adaptive_concurrency=adaptive)
     retry = llmrelay.RetryPolicy(max_retries=20, backoff_base=0.5, backoff_cap=2.0)
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(server)) as http,
-        llmrelay.AsyncClient(
-            provider="openai",
-            api_key="sk-test",
-            model="m",
-            http_client=http,
-            rate_limit=limit,
-            max_concurrency=16,
-            retry=retry,
-        ) as client,
-    ):
+    async with openai_client(server, rate_limit=limit, max_concurrency=16, retry=retry) as client:
         replies = await client.batch([f"prompt {i}" for i in range(60)])
     assert len(replies) == server.served == 60
     print(f"adaptive={adaptive}: {server.rejected} requests refused with 429")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import llmrelay
+from _fake_openai import OK_BODY, mock_clock_backend, openai_client
 from _loopback import Request, Response, json_response, loopback
 from _redis import free_port
 from llmrelay import (
@@ -104,12 +105,6 @@ def test_bad_breaker_settings_are_config_errors() -> None:
 
 # -- the states, on a fake clock -----------------------------------------------------------------
 
-OK_BODY = {
-    "id": "chatcmpl-1",
-    "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
-}
-
 
 class Flaky:
     """Answers `status` while `down`, else 200; after `delay` seconds of (fake) time."""
@@ -131,12 +126,7 @@ class Flaky:
 @asynccontextmanager
 async def client_on(handler: Flaky, **kwargs: Any) -> AsyncIterator[llmrelay.AsyncClient]:
     kwargs.setdefault("retry", RetryPolicy(max_retries=0))
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
-        llmrelay.AsyncClient(
-            provider="openai", api_key="sk-test", model="m", http_client=http, **kwargs
-        ) as client,
-    ):
+    async with openai_client(handler, **kwargs) as client:
         yield client
 
 
@@ -149,9 +139,7 @@ async def fail_times(client: llmrelay.AsyncClient, n: int) -> None:
 class TestStates:
     @pytest.fixture
     def anyio_backend(self) -> tuple[str, dict[str, Any]]:
-        import trio.testing
-
-        return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+        return mock_clock_backend()
 
     async def test_open_then_half_open_then_closed(self) -> None:
         server = Flaky()

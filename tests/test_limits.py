@@ -6,8 +6,6 @@ Tests run on trio's MockClock, so a minute of spacing costs nothing and is measu
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 import llmrelay
+from _fake_openai import OK_BODY, mock_clock_backend, openai_client
 from llmrelay import APITimeoutError, ConfigError, RateLimit, Timeout
 from llmrelay import _constants as C
 
@@ -24,16 +23,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, Any]]:
-    import trio.testing
-
-    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
-
-
-OK_BODY = {
-    "id": "chatcmpl-1",
-    "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
-}
+    return mock_clock_backend()
 
 
 class Stamps:
@@ -52,17 +42,6 @@ class Stamps:
         return httpx.Response(200, json=OK_BODY)
 
 
-@asynccontextmanager
-async def make_client(handler: Stamps, **kwargs: Any) -> AsyncIterator[llmrelay.AsyncClient]:
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
-        llmrelay.AsyncClient(
-            provider="openai", api_key="sk-test", model="m", http_client=http, **kwargs
-        ) as client,
-    ):
-        yield client
-
-
 def tokens_of(prompt: str) -> int:
     return max(1, len(prompt) // C.CHARS_PER_TOKEN_ESTIMATE)
 
@@ -73,7 +52,7 @@ def tokens_of(prompt: str) -> int:
 async def test_requests_per_minute_spreads_a_burst() -> None:
     handler = Stamps()
     limit = RateLimit(requests_per_minute=60)
-    async with make_client(handler, rate_limit=limit) as client, anyio.create_task_group() as tg:
+    async with openai_client(handler, rate_limit=limit) as client, anyio.create_task_group() as tg:
         for i in range(5):
             tg.start_soon(client.chat, f"prompt {i}")
     assert handler.times == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0])
@@ -81,7 +60,7 @@ async def test_requests_per_minute_spreads_a_burst() -> None:
 
 async def test_requests_per_minute_applies_to_sequential_calls() -> None:
     handler = Stamps()
-    async with make_client(handler, rate_limit=RateLimit(requests_per_minute=60)) as client:
+    async with openai_client(handler, rate_limit=RateLimit(requests_per_minute=60)) as client:
         for _ in range(3):
             await client.chat("Hello")
     assert handler.times == pytest.approx([0.0, 1.0, 2.0])
@@ -89,7 +68,7 @@ async def test_requests_per_minute_applies_to_sequential_calls() -> None:
 
 async def test_the_burst_is_at_most_one_second_of_budget() -> None:
     handler = Stamps()
-    async with make_client(handler, rate_limit=RateLimit(requests_per_minute=120)) as client:
+    async with openai_client(handler, rate_limit=RateLimit(requests_per_minute=120)) as client:
 
         async def burst(n: int) -> None:
             async with anyio.create_task_group() as tg:
@@ -109,7 +88,7 @@ async def test_the_burst_is_at_most_one_second_of_budget() -> None:
 async def test_retries_are_rate_limited_too() -> None:
     handler = Stamps(500)
     limit = RateLimit(requests_per_minute=60)
-    async with make_client(
+    async with openai_client(
         handler, rate_limit=limit, retry=llmrelay.RetryPolicy(backoff_base=0)
     ) as client:
         await client.chat("Hello")
@@ -125,7 +104,7 @@ async def test_tokens_per_minute_delays_the_call_after_a_large_prompt() -> None:
     large = "x" * 400  # 100 tokens by the client's estimate
     assert tokens_of(large) == 100
     # 600 tokens a minute: 10 a second, and a burst of at most one second's worth (10).
-    async with make_client(handler, rate_limit=RateLimit(tokens_per_minute=600)) as client:
+    async with openai_client(handler, rate_limit=RateLimit(tokens_per_minute=600)) as client:
         await client.chat(large)  # a full bucket lets one large prompt through at once...
         await client.chat(large)  # ...but its 90-token overdraft, plus a full bucket, is 10 s
         await client.chat("hi")  # 100 more tokens owed: 10 s more before one token is there
@@ -134,7 +113,7 @@ async def test_tokens_per_minute_delays_the_call_after_a_large_prompt() -> None:
 
 async def test_max_tokens_counts_against_the_token_budget() -> None:
     handler = Stamps()
-    async with make_client(handler, rate_limit=RateLimit(tokens_per_minute=600)) as client:
+    async with openai_client(handler, rate_limit=RateLimit(tokens_per_minute=600)) as client:
         await client.chat("hi", max_tokens=199)  # 1 + 199 = 200 tokens
         await client.chat("hi")
     # 200 tokens from a 10-token bucket leaves -190; one more token is 19.1 s away.
@@ -144,7 +123,7 @@ async def test_max_tokens_counts_against_the_token_budget() -> None:
 async def test_both_budgets_apply_and_the_stricter_one_wins() -> None:
     handler = Stamps()
     limit = RateLimit(requests_per_minute=6000, tokens_per_minute=60)  # 1 token a second
-    async with make_client(handler, rate_limit=limit) as client:
+    async with openai_client(handler, rate_limit=limit) as client:
         for _ in range(3):
             await client.chat("four")  # 1 token each
     assert handler.times == pytest.approx([0.0, 1.0, 2.0])
@@ -155,7 +134,7 @@ async def test_both_budgets_apply_and_the_stricter_one_wins() -> None:
 
 async def test_a_rate_limit_wait_counts_against_the_total_deadline() -> None:
     handler = Stamps()
-    async with make_client(handler, rate_limit=RateLimit(requests_per_minute=60)) as client:
+    async with openai_client(handler, rate_limit=RateLimit(requests_per_minute=60)) as client:
         await client.chat("first")
         t0 = anyio.current_time()
         with pytest.raises(APITimeoutError):
@@ -214,7 +193,7 @@ def test_good_rate_limits() -> None:
 
 async def test_an_empty_rate_limit_does_not_slow_anything() -> None:
     handler = Stamps()
-    async with make_client(handler, rate_limit=RateLimit()) as client:
+    async with openai_client(handler, rate_limit=RateLimit()) as client:
         for _ in range(5):
             await client.chat("Hello")
     assert handler.times == [0.0] * 5
@@ -234,16 +213,7 @@ async def test_the_token_budget_is_corrected_by_the_usage_a_reply_reports() -> N
         times.append(anyio.current_time() - t0)
         return httpx.Response(200, json=body)
 
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
-        llmrelay.AsyncClient(
-            provider="openai",
-            api_key="sk-test",
-            model="m",
-            http_client=http,
-            rate_limit=RateLimit(tokens_per_minute=600),
-        ) as client,
-    ):
+    async with openai_client(handler, rate_limit=RateLimit(tokens_per_minute=600)) as client:
         await client.chat("hi")
         await client.chat("hi")
     assert times[0] == 0

@@ -39,8 +39,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from _params import named_params
 from llmrelay import APIStatusError, Message, ResponseError, ToolCall
-from llmrelay._request import ChatRequest, build_params, normalize_messages
+from llmrelay._request import ChatRequest, normalize_messages
 from llmrelay._sse import ServerSentEvent
 from llmrelay.providers import Provider, get_provider
 from llmrelay.providers import openai as adapter
@@ -220,13 +221,6 @@ spec_examples = settings(
 
 def openai() -> Provider:
     return get_provider("openai")
-
-
-def named_params(**given: Any) -> dict[str, Any]:
-    """The request's `params` as `chat()` builds them from these named arguments."""
-    names = ("temperature", "max_tokens", "top_p", "stop", "tools", "tool_choice")
-    names += ("response_format", "seed")
-    return build_params(**{name: given.get(name) for name in names})
 
 
 def event(data: Any, name: str = "message") -> ServerSentEvent:

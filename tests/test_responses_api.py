@@ -21,6 +21,7 @@ import pytest
 
 import llmrelay
 from _loopback import Response, json_response, loopback
+from _params import named_params
 from llmrelay import (
     AsyncClient,
     ConfigError,
@@ -32,7 +33,7 @@ from llmrelay import (
     ToolCall,
     Usage,
 )
-from llmrelay._request import ChatRequest, build_params, normalize_messages
+from llmrelay._request import ChatRequest, normalize_messages
 from llmrelay._sse import ServerSentEvent
 from llmrelay._structured import split_response_format
 from llmrelay.mock import serve
@@ -90,22 +91,11 @@ def build(messages: Any, *, stream: bool = False, extra_body: Any = None, **para
     request = ChatRequest(
         model="gpt-5-mini",
         messages=normalize_messages(messages),
-        params=build_params(
-            temperature=params.pop("temperature", None),
-            max_tokens=params.pop("max_tokens", None),
-            top_p=params.pop("top_p", None),
-            stop=params.pop("stop", None),
-            tools=params.pop("tools", None),
-            tool_choice=params.pop("tool_choice", None),
-            response_format=fmt,
-            seed=params.pop("seed", None),
-            n=params.pop("n", None),
-        ),
+        params=named_params(response_format=fmt, **params),
         extra_body=extra_body,
         stream=stream,
         output=output,
     )
-    assert not params
     p = provider()
     return p.adapter.build_chat(p, request)
 

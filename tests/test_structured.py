@@ -17,6 +17,7 @@ import pydantic
 import pytest
 
 from _loopback import LoopbackServer, Request, Response, json_response, loopback
+from _params import named_params
 from llmrelay import (
     AsyncClient,
     ConfigError,
@@ -24,7 +25,7 @@ from llmrelay import (
     ResponseError,
     RetryPolicy,
 )
-from llmrelay._request import ChatRequest, build_params, normalize_messages
+from llmrelay._request import ChatRequest, normalize_messages
 from llmrelay._structured import split_response_format
 from llmrelay.providers import get_provider
 
@@ -155,17 +156,7 @@ def wire_body(provider: str, response_format: Any, **params: Any) -> dict[str, A
     request = ChatRequest(
         model="m",
         messages=normalize_messages("Make an invoice"),
-        params=build_params(
-            temperature=None,
-            max_tokens=None,
-            top_p=None,
-            stop=None,
-            tools=None,
-            tool_choice=None,
-            response_format=fmt,
-            seed=None,
-            **params,
-        ),
+        params=named_params(response_format=fmt, **params),
         output=output,
     )
     body: dict[str, Any] = p.adapter.build_chat(p, request).json

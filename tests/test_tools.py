@@ -13,6 +13,7 @@ import pydantic
 import pytest
 
 from _loopback import Request, Response, json_response, loopback
+from _params import named_params
 from llmrelay import (
     AsyncClient,
     ConfigError,
@@ -153,18 +154,7 @@ def test_parameters_that_cannot_come_by_name_are_a_config_error(fn: Any) -> None
 
 
 def params_with_tools(tools: Any) -> dict[str, Any]:
-    from llmrelay._request import build_params
-
-    return build_params(
-        temperature=None,
-        max_tokens=None,
-        top_p=None,
-        stop=None,
-        tools=tools,
-        tool_choice=None,
-        response_format=None,
-        seed=None,
-    )
+    return named_params(tools=tools)
 
 
 @pytest.mark.parametrize("tools", [[42], ["get_weather"], get_weather, {"type": "function"}])

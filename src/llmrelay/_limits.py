@@ -15,12 +15,18 @@ from . import _constants as C
 from ._config import RateLimit
 
 
+def bucket_shape(per_minute: float) -> tuple[float, float]:
+    """(refill per second, capacity) of a bucket allowing `per_minute`; the shared (Redis)
+    limiter sizes its buckets here too, so local and shared limits burst alike."""
+    rate = per_minute / 60.0
+    return rate, max(1.0, rate * C.RATE_LIMIT_BURST_SECONDS)
+
+
 class _Bucket:
     __slots__ = ("capacity", "level", "rate", "stamp")
 
     def __init__(self, per_minute: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * C.RATE_LIMIT_BURST_SECONDS)
+        self.rate, self.capacity = bucket_shape(per_minute)
         self.level = self.capacity
         self.stamp: float | None = None  # set on first use: no clock exists before a loop runs
 

@@ -24,7 +24,7 @@ import anyio
 
 from . import _constants as C
 from ._exceptions import ConfigError, RateLimitBackendError
-from ._limits import RateLimiter
+from ._limits import RateLimiter, bucket_shape
 
 if TYPE_CHECKING:
     from ._config import RateLimit
@@ -76,8 +76,7 @@ return math.ceil(wait * 1000)
 def _rate_and_capacity(per_minute: float | None) -> tuple[float, float]:
     if not per_minute:
         return 0.0, 0.0
-    rate = per_minute / 60.0
-    return rate, max(1.0, rate * C.RATE_LIMIT_BURST_SECONDS)  # as the local buckets
+    return bucket_shape(per_minute)
 
 
 class SharedRateLimiter:

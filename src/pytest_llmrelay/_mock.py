@@ -85,12 +85,16 @@ class _FixtureEngine(MockEngine):
         with self.lock:
             self.requests.clear()
             self.injections.clear()
-            self.fault_rate = defaults.fault_rate
-            self.faults = defaults.faults
-            self.seed = defaults.seed
-            self.chunk_delay = defaults.chunk_delay
-            self.chunks = defaults.chunks
+            self.take_options(defaults)
         self.clear()
+
+    def take_options(self, other: MockEngine) -> None:
+        """Answer as `other` would: its per-test options (`configure`'s). Call under `lock`."""
+        self.chunks = other.chunks
+        self.chunk_delay = other.chunk_delay
+        self.fault_rate = other.fault_rate
+        self.faults = other.faults
+        self.seed = other.seed
 
 
 @dataclass(slots=True)
@@ -209,11 +213,7 @@ class LLMRelayMock:
         }
         checked = MockEngine(**given)
         with engine.lock:
-            engine.chunks = checked.chunks
-            engine.chunk_delay = checked.chunk_delay
-            engine.fault_rate = checked.fault_rate
-            engine.faults = checked.faults
-            engine.seed = checked.seed
+            engine.take_options(checked)
 
     def client_options(self, **options: Any) -> dict[str, Any]:
         """The keyword arguments `client()` gives `AsyncClient` (yours win): the mock provider

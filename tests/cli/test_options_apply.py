@@ -5,42 +5,22 @@ mock preset to a real server (in the CLI and the library alike), global options 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import llmrelay
-from llmrelay.mock import MockEngine, MockResponse, serve
+from _recording import RecordingEngine, recording_server
 
 from ._helpers import invoke, run_cli
-
-
-class RecordingEngine(MockEngine):
-    """The mock engine, noting each request it answers (method and path)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, str]] = []
-
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> MockResponse:
-        self.seen.append((method, path))
-        return super().handle(method, path, query, headers, body)
 
 
 @pytest.fixture
 def recorded() -> Iterator[tuple[str, RecordingEngine]]:
     """A loopback mock server (as `llmrelay mock serve` runs it) and its engine."""
-    engine = RecordingEngine()
-    with serve(engine) as url:
-        yield url, engine
+    with recording_server() as served:
+        yield served
 
 
 def closed_port() -> int:

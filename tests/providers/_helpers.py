@@ -3,7 +3,6 @@ the tests look at what was sent and what the user got back."""
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import httpx
 
 from llmrelay import AsyncClient
-from llmrelay._request import build_params
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -20,13 +18,6 @@ def client_over(handler: Handler, **options: Any) -> AsyncClient:
     """An `AsyncClient` whose HTTP requests are answered by `handler`, in process."""
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return AsyncClient(http_client=http, **options)
-
-
-def named_params(**given: Any) -> dict[str, Any]:
-    """The request's `params` as the client builds them from these named call arguments."""
-    names = inspect.signature(build_params).parameters
-    assert set(given) <= set(names), set(given) - set(names)
-    return build_params(**{name: given.get(name) for name in names})
 
 
 def completion(text: str = "pong", **fields: Any) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 import llmrelay
+from _params import named_params
 from llmrelay import ConfigError, Message
 from llmrelay._request import ChatRequest, normalize_messages
 from llmrelay.providers import anthropic
-
-from ._helpers import named_params
 
 MODEL = "claude-sonnet-4-5"
 

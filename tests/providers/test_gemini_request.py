@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
+from _params import named_params
 from llmrelay import ConfigError, Message, ToolCall
 from llmrelay._request import ChatRequest
 from llmrelay.providers import gemini as adapter
 from llmrelay.providers import get_provider
-
-from ._helpers import named_params
 
 PROVIDER = adapter.preset()
 

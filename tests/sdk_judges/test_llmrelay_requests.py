@@ -9,9 +9,8 @@ fields; llmrelay sends ``anthropic-version: 2023-06-01`` by default, where ``tem
 
 from __future__ import annotations
 
-import json
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pydantic
@@ -20,7 +19,7 @@ from anthropic.types import message_create_params as anthropic_params
 from openai.types.chat import completion_create_params as openai_params
 
 import llmrelay
-from llmrelay.mock import MockEngine, MockResponse, serve
+from _recording import RecordingEngine, recording_server
 
 WEATHER = {
     "type": "function",
@@ -59,31 +58,10 @@ CASES: list[dict[str, Any]] = [
 ]
 
 
-class Recorder(MockEngine):
-    """The mock engine, keeping every POST body it is sent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bodies: list[tuple[Mapping[str, str], Any]] = []
-
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> MockResponse:
-        if method == "POST":
-            self.bodies.append((dict(headers), json.loads(body)))
-        return super().handle(method, path, query, headers, body)
-
-
 @pytest.fixture(scope="module")
-def recorded() -> Iterator[tuple[str, Recorder]]:
-    recorder = Recorder()
-    with serve(recorder) as url:
-        yield url, recorder
+def recorded() -> Iterator[tuple[str, RecordingEngine]]:
+    with recording_server() as served:
+        yield served
 
 
 OLD_ANTHROPIC_SAMPLING = {"temperature", "top_p", "top_k"}
@@ -98,10 +76,10 @@ PARAMS = {
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 @pytest.mark.parametrize("case", CASES)
 async def test_llmrelay_requests_validate_against_the_sdk_params(
-    recorded: tuple[str, Recorder], provider: str, case: dict[str, Any]
+    recorded: tuple[str, RecordingEngine], provider: str, case: dict[str, Any]
 ) -> None:
     url, recorder = recorded
-    recorder.bodies.clear()
+    recorder.requests.clear()
     async with llmrelay.AsyncClient(
         provider=provider, base_url=f"{url}/v1", api_key="k", model="mock-echo"
     ) as client:
@@ -110,8 +88,9 @@ async def test_llmrelay_requests_validate_against_the_sdk_params(
         async with stream:
             async for _ in stream:
                 pass
-    assert len(recorder.bodies) == 2
-    for headers, body in recorder.bodies:
+    posts = [(seen.headers, seen.json()) for seen in recorder.requests if seen.method == "POST"]
+    assert len(posts) == 2
+    for headers, body in posts:
         params = PARAMS[provider, body.get("stream") is True]
         declared = set(typing.get_type_hints(params))
         if headers.get("anthropic-version") == "2023-06-01":

@@ -13,17 +13,21 @@ from .. import _constants as C
 from .._batch_job import BatchCounts, BatchJob, BatchStatus
 from .._exceptions import LLMError
 from ._batch_common import (
-    BatchCall,
+    MISSING,
+    NOT_RUN,
     Send,
     as_int,
     bad_job,
     custom_index,
+    download,
     dumps,
+    fill_missing,
     item_outcome,
     jsonl,
     not_done,
     obj,
     rfc3339,
+    send_for_job,
 )
 
 if TYPE_CHECKING:
@@ -56,34 +60,24 @@ class AnthropicBatch:
         self, send: Send, provider: Provider, model: str, items: Sequence[bytes]
     ) -> BatchJob:
         content = b'{"requests":[' + b",".join(items) + b"]}"
-        job: BatchJob = await send(
-            BatchCall(
-                "POST",
-                "messages/batches",
-                content=content,
-                content_type="application/json",
-                parse=lambda d, _r: self.job(provider, d),
-            )
+        return await send_for_job(
+            send,
+            "POST",
+            "messages/batches",
+            lambda d: self.job(provider, d),
+            content=content,
+            content_type="application/json",
         )
-        return job
 
     async def get(self, send: Send, provider: Provider, job_id: str) -> BatchJob:
-        job: BatchJob = await send(
-            BatchCall(
-                "GET", f"messages/batches/{job_id}", parse=lambda d, _r: self.job(provider, d)
-            )
+        return await send_for_job(
+            send, "GET", f"messages/batches/{job_id}", lambda d: self.job(provider, d)
         )
-        return job
 
     async def cancel(self, send: Send, provider: Provider, job_id: str) -> BatchJob:
-        job: BatchJob = await send(
-            BatchCall(
-                "POST",
-                f"messages/batches/{job_id}/cancel",
-                parse=lambda d, _r: self.job(provider, d),
-            )
+        return await send_for_job(
+            send, "POST", f"messages/batches/{job_id}/cancel", lambda d: self.job(provider, d)
         )
-        return job
 
     def job(self, provider: Provider, data: Any) -> BatchJob:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
@@ -124,23 +118,14 @@ class AnthropicBatch:
         self, send: Send, provider: Provider, job: BatchJob
     ) -> dict[int, ChatResponse | LLMError]:
         data = job.raw if isinstance(job.raw, dict) else {}
-        content: bytes = await send(
-            BatchCall(
-                "GET",
-                _results_path(provider, job.id, data.get("results_url")),
-                parse=lambda b, _r: b,
-                raw=True,
-            )
-        )
+        content = await download(send, _results_path(provider, job.id, data.get("results_url")))
         outcomes: dict[int, ChatResponse | LLMError] = {}
         for record in jsonl(provider, content, f"results of batch {job.id}"):
             index = custom_index(record.get("custom_id"))
             if index is not None:
                 outcomes[index] = _outcome(provider, job.id, index, record.get("result"))
-        for index in range(job.counts.total):
-            if index not in outcomes:
-                outcomes[index] = not_done(provider, job.id, index, "missing", "has no result")
-        return outcomes
+        # Each request's line says how it ended (cancelled, expired): a line left out is missing.
+        return fill_missing(provider, job, outcomes, job.counts.total, MISSING)
 
 
 _COUNT_KEYS = ("processing", "succeeded", "errored", "canceled", "expired")
@@ -169,7 +154,7 @@ def _outcome(provider: Provider, job_id: str, index: int, result: Any) -> ChatRe
         status = _ERROR_STATUS.get(str(error_type), 500)
         return item_outcome(provider, status, body, None)
     if kind == "canceled":
-        return not_done(provider, job_id, index, "cancelled", "was cancelled before it ran")
+        return not_done(provider, job_id, index, *NOT_RUN["cancelled"])
     if kind == "expired":
-        return not_done(provider, job_id, index, "expired", "expired before it ran")
+        return not_done(provider, job_id, index, *NOT_RUN["expired"])
     return not_done(provider, job_id, index, "missing", f"has an unknown result type {kind!r}")

@@ -56,6 +56,22 @@ class BatchCall:
 Send = Callable[[BatchCall], Awaitable[Any]]
 
 
+async def send_for_job(
+    send: Send, method: str, path: str, job: Callable[[Any], BatchJob], **options: Any
+) -> BatchJob:
+    """One call whose reply is the provider's job object, read by `job` (an adapter's reader)."""
+    result: BatchJob = await send(
+        BatchCall(method, path, parse=lambda data, _rid: job(data), **options)
+    )
+    return result
+
+
+async def download(send: Send, path: str) -> bytes:
+    """The raw bytes at `path` (a JSONL file of inputs or outcomes)."""
+    content: bytes = await send(BatchCall("GET", path, parse=lambda body, _rid: body, raw=True))
+    return content
+
+
 class BatchWire(Protocol):
     """A provider family's Batch API."""
 
@@ -115,6 +131,35 @@ def not_done(provider: Provider, job_id: str, index: int, reason: str, why: str)
         batch_id=job_id,
         index=index,
     )
+
+
+# (reason, why) of a request with no outcome: one the job never ran, by the job's status.
+NOT_RUN = {
+    "expired": ("expired", "expired before it ran"),
+    "cancelled": ("cancelled", "was cancelled before it ran"),
+}
+MISSING = ("missing", "has no result")
+
+
+def unanswered(job: BatchJob) -> tuple[str, str]:
+    """(reason, why) of a request the outcomes leave out, from how the job ended."""
+    if job.status == "failed":
+        return "failed", "failed with the job: " + ("; ".join(job.errors) or "?")
+    return NOT_RUN.get(job.status, MISSING)
+
+
+def fill_missing(
+    provider: Provider,
+    job: BatchJob,
+    outcomes: dict[int, ChatResponse | LLMError],
+    total: int,
+    reason_why: tuple[str, str],
+) -> dict[int, ChatResponse | LLMError]:
+    """`outcomes` with a `BatchItemError` for each of the job's `total` inputs it leaves out."""
+    for index in range(total):
+        if index not in outcomes:
+            outcomes[index] = not_done(provider, job.id, index, *reason_why)
+    return outcomes
 
 
 def jsonl(provider: Provider, content: bytes, what: str) -> list[dict[str, Any]]:

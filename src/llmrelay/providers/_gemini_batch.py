@@ -20,10 +20,12 @@ from ._batch_common import (
     bad_job,
     custom_index,
     dumps,
+    fill_missing,
     item_outcome,
-    not_done,
     obj,
     rfc3339,
+    send_for_job,
+    unanswered,
 )
 from ._gemini_request import model_path
 
@@ -59,22 +61,17 @@ class GeminiBatch:
         self, send: Send, provider: Provider, model: str, items: Sequence[bytes]
     ) -> BatchJob:
         head = b'{"batch":{"displayName":"llmrelay-batch","inputConfig":{"requests":{"requests":['
-        job: BatchJob = await send(
-            BatchCall(
-                "POST",
-                f"{model_path(model)}:batchGenerateContent",
-                content=head + b",".join(items) + b"]}}}}",
-                content_type="application/json",
-                parse=lambda d, _r: self.job(provider, d),
-            )
+        return await send_for_job(
+            send,
+            "POST",
+            f"{model_path(model)}:batchGenerateContent",
+            lambda d: self.job(provider, d),
+            content=head + b",".join(items) + b"]}}}}",
+            content_type="application/json",
         )
-        return job
 
     async def get(self, send: Send, provider: Provider, job_id: str) -> BatchJob:
-        job: BatchJob = await send(
-            BatchCall("GET", job_id, parse=lambda d, _r: self.job(provider, d))
-        )
-        return job
+        return await send_for_job(send, "GET", job_id, lambda d: self.job(provider, d))
 
     async def cancel(self, send: Send, provider: Provider, job_id: str) -> BatchJob:
         await send(BatchCall("POST", f"{job_id}:cancel", parse=lambda d, _r: d))
@@ -137,12 +134,4 @@ class GeminiBatch:
                 outcomes[index] = item_outcome(provider, status, {"error": error}, None)
             else:
                 outcomes[index] = item_outcome(provider, 200, entry.get("response"), None)
-        reason, why = {
-            "expired": ("expired", "expired before it ran"),
-            "cancelled": ("cancelled", "was cancelled before it ran"),
-            "failed": ("failed", "failed with the job: " + ("; ".join(job.errors) or "?")),
-        }.get(job.status, ("missing", "has no result"))
-        for index in range(job.counts.total):
-            if index not in outcomes:
-                outcomes[index] = not_done(provider, job.id, index, reason, why)
-        return outcomes
+        return fill_missing(provider, job, outcomes, job.counts.total, unanswered(job))

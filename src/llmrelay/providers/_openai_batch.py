@@ -19,12 +19,16 @@ from ._batch_common import (
     Send,
     bad_job,
     custom_index,
+    download,
     dumps,
     epoch,
+    fill_missing,
     item_outcome,
     jsonl,
     not_done,
     obj,
+    send_for_job,
+    unanswered,
 )
 
 if TYPE_CHECKING:
@@ -42,11 +46,6 @@ _STATUS: dict[str, BatchStatus] = {
     "cancelled": "cancelled",
 }
 _ENDED = ("completed_at", "failed_at", "expired_at", "cancelled_at")
-# Why a request of a final job has no line in either file, by the job's status.
-_UNANSWERED = {
-    "expired": ("expired", "expired before it ran"),
-    "cancelled": ("cancelled", "was cancelled before it ran"),
-}
 
 
 def multipart(fields: Sequence[tuple[str, str]], filename: str, data: bytes) -> tuple[bytes, str]:
@@ -96,22 +95,17 @@ class OpenAIBatch:
         )
         endpoint = "/v1/chat/completions"
         body = {"input_file_id": uploaded, "endpoint": endpoint, "completion_window": "24h"}
-        job: BatchJob = await send(
-            BatchCall("POST", "batches", json=body, parse=lambda d, _r: self.job(provider, d))
+        return await send_for_job(
+            send, "POST", "batches", lambda d: self.job(provider, d), json=body
         )
-        return job
 
     async def get(self, send: Send, provider: Provider, job_id: str) -> BatchJob:
-        job: BatchJob = await send(
-            BatchCall("GET", f"batches/{job_id}", parse=lambda d, _r: self.job(provider, d))
-        )
-        return job
+        return await send_for_job(send, "GET", f"batches/{job_id}", lambda d: self.job(provider, d))
 
     async def cancel(self, send: Send, provider: Provider, job_id: str) -> BatchJob:
-        job: BatchJob = await send(
-            BatchCall("POST", f"batches/{job_id}/cancel", parse=lambda d, _r: self.job(provider, d))
+        return await send_for_job(
+            send, "POST", f"batches/{job_id}/cancel", lambda d: self.job(provider, d)
         )
-        return job
 
     def job(self, provider: Provider, data: Any) -> BatchJob:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
@@ -152,9 +146,7 @@ class OpenAIBatch:
             file_id = data.get(key)
             if not isinstance(file_id, str) or not file_id:
                 continue
-            content: bytes = await send(
-                BatchCall("GET", f"files/{file_id}/content", parse=lambda b, _r: b, raw=True)
-            )
+            content = await download(send, f"files/{file_id}/content")
             for record in jsonl(provider, content, f"batch {job.id}'s {key[:-3]} file"):
                 index = custom_index(record.get("custom_id"))
                 if index is not None:
@@ -162,13 +154,7 @@ class OpenAIBatch:
         total = job.counts.total
         if job.status == "failed" and not total:  # refused as a whole: count its input's lines
             total = await _input_lines(send, data.get("input_file_id"))
-        reason, why = _UNANSWERED.get(job.status, ("missing", "has no result"))
-        if job.status == "failed":
-            reason, why = "failed", "failed with the job: " + ("; ".join(job.errors) or "?")
-        for index in range(total):
-            if index not in outcomes:
-                outcomes[index] = not_done(provider, job.id, index, reason, why)
-        return outcomes
+        return fill_missing(provider, job, outcomes, total, unanswered(job))
 
 
 def _line_outcome(
@@ -193,9 +179,7 @@ def _line_outcome(
 async def _input_lines(send: Send, file_id: Any) -> int:
     if not isinstance(file_id, str) or not file_id:
         return 0
-    content: bytes = await send(
-        BatchCall("GET", f"files/{file_id}/content", parse=lambda b, _r: b, raw=True)
-    )
+    content = await download(send, f"files/{file_id}/content")
     return sum(1 for line in content.splitlines() if line.strip())
 
 
