@@ -40,7 +40,7 @@ def client_at(base_url: str, **kwargs: Any) -> llmrelay.AsyncClient:
     )
 
 
-@pytest.mark.parametrize("breaker", [CircuitBreaker(), None], ids=["breaker", "none"])
+@pytest.mark.parametrize("breaker", [CircuitBreaker(min_span=0), None], ids=["breaker", "none"])
 async def test_a_batch_against_a_dead_server_stops_burning_retries(
     breaker: CircuitBreaker | None,
 ) -> None:
@@ -60,7 +60,7 @@ async def test_a_batch_against_a_dead_server_stops_burning_retries(
     assert "circuit open" in str(fast[0])
 
 
-@pytest.mark.parametrize("breaker", [CircuitBreaker(), None], ids=["breaker", "none"])
+@pytest.mark.parametrize("breaker", [CircuitBreaker(min_span=0), None], ids=["breaker", "none"])
 async def test_a_batch_against_a_server_answering_503_stops_after_a_few_attempts(
     breaker: CircuitBreaker | None,
 ) -> None:
@@ -85,7 +85,11 @@ async def test_one_call_keeps_all_of_its_retries() -> None:
         return json_response({"error": {"message": "down"}}, status=500)
 
     policy = RetryPolicy(max_retries=10, backoff_base=0.0)
-    async with loopback(down) as server, client_at(server.base_url, retry=policy) as client:
+    breaker = CircuitBreaker(min_span=0)
+    async with (
+        loopback(down) as server,
+        client_at(server.base_url, retry=policy, circuit_breaker=breaker) as client,
+    ):
         with pytest.raises(InternalServerError):
             await client.chat("Hello")
         assert len(server.requests) == 11
@@ -96,9 +100,11 @@ async def test_one_call_keeps_all_of_its_retries() -> None:
 
 def test_bad_breaker_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="failures must be >= 1"):
-        CircuitBreaker(failures=0)
+        CircuitBreaker(min_span=0, failures=0)
     with pytest.raises(ConfigError, match="cooldown must be positive"):
         CircuitBreaker(cooldown=0)
+    with pytest.raises(ConfigError, match="min_span must be positive"):
+        CircuitBreaker(min_span=-1)
     with pytest.raises(ConfigError, match="circuit_breaker must be a CircuitBreaker"):
         llmrelay.AsyncClient(provider="mock", circuit_breaker=5)  # type: ignore[arg-type]
 
@@ -143,7 +149,9 @@ class TestStates:
 
     async def test_open_then_half_open_then_closed(self) -> None:
         server = Flaky()
-        async with client_on(server, circuit_breaker=CircuitBreaker(failures=3, cooldown=10)) as c:
+        async with client_on(
+            server, circuit_breaker=CircuitBreaker(min_span=0, failures=3, cooldown=10)
+        ) as c:
             breaker = c.breaker
             assert breaker is not None
             await fail_times(c, 2)
@@ -169,9 +177,38 @@ class TestStates:
             assert (breaker.state, breaker.is_open, breaker.retry_in) == ("closed", False, 0.0)
             await fail_times(c, 0)
 
+    async def test_a_brief_burst_of_failures_does_not_open_it(self) -> None:
+        # Eight concurrent calls meet the same short 503 burst; their retries (after the
+        # backoff) find the server back. A server that is down keeps failing past `min_span`.
+        server = Flaky()
+        policy = RetryPolicy(max_retries=2, backoff_base=0.3, backoff_cap=0.3)
+        async with client_on(server, retry=policy, circuit_breaker=CircuitBreaker()) as client:
+            breaker = client.breaker
+            assert breaker is not None
+
+            async def recover() -> None:
+                await anyio.sleep(0.01)
+                server.down = False
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(recover)
+                for _ in range(8):
+                    tg.start_soon(client.chat, "Hello")
+            assert breaker.state == "closed"
+            assert client.usage.failures == 0
+
+            server.down = True  # now down for good: failures go on past min_span, and it opens
+            with anyio.fail_after(30):
+                while breaker.state == "closed":
+                    with pytest.raises((InternalServerError, CircuitOpenError)):
+                        await client.chat("Hello")
+            assert breaker.is_open
+
     async def test_while_the_probe_is_out_other_calls_fail_fast(self) -> None:
         server = Flaky(delay=1.0)
-        async with client_on(server, circuit_breaker=CircuitBreaker(failures=2, cooldown=5)) as c:
+        async with client_on(
+            server, circuit_breaker=CircuitBreaker(min_span=0, failures=2, cooldown=5)
+        ) as c:
             breaker = c.breaker
             assert breaker is not None
             await fail_times(c, 2)
@@ -189,7 +226,9 @@ class TestStates:
     @pytest.mark.parametrize("status", [400, 404, 429, 529])
     async def test_answers_that_show_a_live_server_never_open_it(self, status: int) -> None:
         server = Flaky(status=status)
-        async with client_on(server, circuit_breaker=CircuitBreaker(failures=2)) as client:
+        async with client_on(
+            server, circuit_breaker=CircuitBreaker(min_span=0, failures=2)
+        ) as client:
             for _ in range(6):
                 with pytest.raises(llmrelay.APIStatusError):
                     await client.chat("Hello")
@@ -198,7 +237,9 @@ class TestStates:
 
     async def test_a_success_resets_the_count(self) -> None:
         server = Flaky()
-        async with client_on(server, circuit_breaker=CircuitBreaker(failures=3)) as client:
+        async with client_on(
+            server, circuit_breaker=CircuitBreaker(min_span=0, failures=3)
+        ) as client:
             for _ in range(3):
                 server.down = True
                 await fail_times(client, 2)

@@ -406,7 +406,7 @@ async def test_a_route_whose_circuit_is_open_is_skipped_without_an_attempt(
         base_url=f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
         model="gpt-4o-mini",
         max_retries=0,
-        circuit_breaker=llmrelay.CircuitBreaker(failures=2, cooldown=60.0),
+        circuit_breaker=llmrelay.CircuitBreaker(failures=2, cooldown=60.0, min_span=0),
         fallbacks=[route()],
     ) as client:
         for _ in range(3):

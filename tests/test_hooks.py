@@ -341,7 +341,7 @@ async def test_a_call_whose_primary_is_skipped_reports_when_it_was_sent() -> Non
         "mock",
         model="mock-echo+fault=503",
         max_retries=0,
-        circuit_breaker=llmrelay.CircuitBreaker(failures=2, cooldown=60),
+        circuit_breaker=llmrelay.CircuitBreaker(failures=2, cooldown=60, min_span=0),
         fallbacks=[llmrelay.Route("mock", model="mock-echo")],
         hooks=recorder.hooks(),
     ) as client:

@@ -167,14 +167,17 @@ class CircuitBreaker:
     """When a client stops calling a server that is down.
 
     `failures` attempts in a row that cannot connect or end in a 5xx (500-504; not 529, an
-    overloaded server is alive) open the circuit: for `cooldown` seconds every call fails at
-    once with `CircuitOpenError` instead of spending its retries. Then one call goes through as
-    a probe: its success closes the circuit, its failure opens it again. Pass
+    overloaded server is alive), lasting at least `min_span` seconds from the first to the
+    last, open the circuit: for `cooldown` seconds every call fails at once with
+    `CircuitOpenError` instead of spending its retries. (`min_span` keeps a burst of concurrent
+    attempts that meet one brief 503 from opening it: their retries recover.) Then one call goes
+    through as a probe: its success closes the circuit, its failure opens it again. Pass
     ``circuit_breaker=None`` to a client to turn this off.
     """
 
     failures: int = C.BREAKER_FAILURES
     cooldown: float = C.BREAKER_COOLDOWN_SECONDS
+    min_span: float = C.BREAKER_MIN_SPAN_SECONDS
 
     def __post_init__(self) -> None:
         if isinstance(self.failures, bool) or not isinstance(self.failures, int):
@@ -182,6 +185,7 @@ class CircuitBreaker:
         if self.failures < 1:
             raise ConfigError(f"CircuitBreaker.failures must be >= 1, got {self.failures}")
         _check_positive("CircuitBreaker.cooldown", self.cooldown)
+        _check_positive("CircuitBreaker.min_span", self.min_span, allow_zero=True)
 
 
 DEFAULT_BREAKER = CircuitBreaker()  # what a client gets unless told otherwise (immutable, shared)

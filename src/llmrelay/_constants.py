@@ -107,6 +107,10 @@ SERVER_WAIT_CAP = 3600.0
 # many seconds; then one call is let through as a probe (its success closes the circuit).
 BREAKER_FAILURES = 5
 BREAKER_COOLDOWN_SECONDS = 5.0
+# ...and only once the failing streak has lasted this long: concurrent first attempts that all
+# meet the same brief 503 burst are a blip their retries recover from, not a server that is down
+# (a dead server keeps failing past it, through the retries' backoff).
+BREAKER_MIN_SPAN_SECONDS = 1.0
 
 # Adaptive concurrency (`RateLimit(adaptive_concurrency=True)`), AIMD as TCP does it: a 429 or
 # 529 multiplies the calls allowed in flight by this (once per window: the rejections of calls

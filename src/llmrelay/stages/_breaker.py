@@ -6,7 +6,8 @@ attempt at a time (it sits inside the retry stage, above the concurrency slot, s
 circuit fails a call before it waits for a slot or a rate limit).
 
 - closed: attempts go through; `failures` in a row that cannot connect or end in a 5xx
-  (500-504), from at least two different calls, open the circuit (one call's own retries are
+  (500-504), from at least two different calls and over at least `min_span` seconds, open the
+  circuit (one call's own retries are
   its `RetryPolicy`'s business: a single call with ``max_retries=10`` gets its 11 attempts). Any other outcome (a success, a 4xx, a 429, a 529) resets the
   count: the server is there.
 - open: every attempt fails at once with `CircuitOpenError` (the retry stage does not retry it)
@@ -78,6 +79,7 @@ class Breaker:
         self._clock = clock
         self._failures = 0
         self._failed_calls: set[int] = set()  # ids of the calls in the current streak
+        self._streak_start = 0.0  # when the current streak's first failure came
         self._opened_at: float | None = None  # None: closed
         self._probing = False
         self._last: LLMError | None = None
@@ -137,11 +139,18 @@ class Breaker:
             return
         if self._opened_at is not None:
             return  # sent before the circuit opened: the cool-down already runs
+        now = self._clock()
+        if self._failures == 0:
+            self._streak_start = now
         self._failures += 1
         if len(self._failed_calls) < 2:
             self._failed_calls.add(id(call))
-        if self._failures >= self.policy.failures and len(self._failed_calls) >= 2:
-            self._opened_at = self._clock()
+        if (
+            self._failures >= self.policy.failures
+            and len(self._failed_calls) >= 2
+            and now - self._streak_start >= self.policy.min_span
+        ):
+            self._opened_at = now
 
     def release(self) -> None:
         """An attempt that never reached the server (cancelled, or stopped below this stage)."""
