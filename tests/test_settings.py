@@ -464,3 +464,14 @@ async def test_from_profile_passes_the_http_client_through(tmp_path: Path) -> No
         0,
     )
     assert isinstance(client, llmrelay.AsyncClient)
+
+
+@pytest.mark.parametrize("bad", [5, "http://proxy", object()])
+def test_an_http_client_that_is_not_an_httpx_async_client_is_a_config_error(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"http_client must be an httpx\.AsyncClient"):
+        llmrelay.AsyncClient(provider="mock", http_client=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"http_client must be an httpx\.AsyncClient"):
+        llmrelay.AsyncClient(  # on a fallback route too
+            provider="mock",
+            fallbacks=[llmrelay.Route(provider="mock", http_client=bad)],
+        )

@@ -194,6 +194,13 @@ class AsyncClient:
     ) -> None:
         """Build the client from its resolved settings: `__init__` and `_from_config` meet here,
         and nothing below reads anything but `config`."""
+        if http_client is not None:
+            import httpx
+
+            if not isinstance(http_client, httpx.AsyncClient):
+                raise ConfigError(
+                    f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+                )
         if os.environ.get("LLMRELAY_LOG"):
             from ._logging import configure_from_env
 
