@@ -131,6 +131,21 @@ async def test_async_with_returns_the_client_and_closes_its_own_connections() ->
     assert transport.closed == 1
 
 
+async def test_a_closer_that_fails_does_not_keep_the_connections_open() -> None:
+    # e.g. a shared rate limit whose Redis went away: its close fails, the pool still closes.
+    fake = FakeOpenAI()
+    transport = RecordingTransport(fake)
+    client = AsyncClient(provider=fake_provider(transport))
+
+    async def redis_gone() -> None:
+        raise ConnectionError("redis went away")
+
+    client._closers.insert(0, redis_gone)
+    with pytest.raises(ConnectionError, match="redis went away"):
+        await client.aclose()
+    assert transport.closed == 1
+
+
 async def test_a_passed_in_http_client_is_used_and_left_open(key: str) -> None:
     fake = FakeOpenAI()
     http = fake.http()

@@ -374,12 +374,18 @@ class AsyncClient:
                 "this AsyncClient belongs to another event loop; close it from that loop"
             )
         self._closed = True
+        # Every closer runs even when one before it fails (a Redis that went away must not
+        # leave the connection pool open); the first failure is raised after all have run.
+        closers = [*self._closers, self._sender.aclose, *(r.aclose for r in self._route_clients)]
+        failure: BaseException | None = None
         with anyio.CancelScope(shield=True):
-            for close in self._closers:
-                await close()
-            await self._sender.aclose()
-            for route_client in self._route_clients:
-                await route_client.aclose()
+            for close in closers:
+                try:
+                    await close()
+                except Exception as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _check(self) -> None:
         if self._closed:
