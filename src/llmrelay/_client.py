@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import _constants as C
+from ._callkey import new_key
 from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
 from ._keymask import KeyMask
@@ -445,7 +446,7 @@ class AsyncClient:
                 headers.update({k.lower(): v for k, v in more.items()})
         if wire.method != "GET":
             # The same key on every attempt lets the server drop duplicates of a retried call.
-            headers.setdefault("idempotency-key", os.urandom(16).hex())
+            headers.setdefault("idempotency-key", new_key())
         path = wire.path
         call = Call(
             method=wire.method,
