@@ -359,6 +359,8 @@ class ChatResponse:
             block = ReasoningBlock(text=self.reasoning or "", signature=self.reasoning_signature)
             object.__setattr__(self, "reasoning_blocks", (block,))
         choices = self.choices
+        if type(choices) is tuple and choices and _is_head(choices[0], self):
+            return  # already made from these fields (the adapters' `reply_of_choices`)
         first = Choice(
             index=choices[0].index if choices else 0,
             text=self.text,
@@ -382,6 +384,19 @@ class ChatResponse:
             reasoning_signature=self.reasoning_signature,
             reasoning_blocks=self.reasoning_blocks,
         )
+
+
+def _is_head(choice: Choice, reply: ChatResponse) -> bool:
+    """Whether `choice` holds the reply's own per-choice fields (the very same objects)."""
+    return (
+        choice.text is reply.text
+        and choice.finish_reason is reply.finish_reason
+        and choice.tool_calls is reply.tool_calls
+        and choice.reasoning is reply.reasoning
+        and choice.reasoning_signature is reply.reasoning_signature
+        and choice.reasoning_blocks is reply.reasoning_blocks
+        and choice.refusal is reply.refusal
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

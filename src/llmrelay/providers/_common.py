@@ -55,6 +55,8 @@ def load_event(provider: str, data: str) -> dict[str, Any]:
 
 def as_int(value: Any) -> int:
     """Token counts: ints pass, anything else (None, strings) counts as 0."""
+    if type(value) is int:  # what JSON gives: one check instead of two
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -187,10 +189,14 @@ def data_url(url: str, position: int) -> tuple[str, str]:
     return media_type, payload
 
 
+def _choice_index(choice: Choice) -> int:
+    return choice.index
+
+
 def reply_of_choices(choices: list[Choice], **reply: Any) -> ChatResponse:
     """The reply whose choices these are (sorted by index here): its own text, finish reason,
     tool calls and reasoning are choice 0's; `reply` gives the rest (usage, model, id...)."""
-    ordered = tuple(sorted(choices, key=lambda choice: choice.index))
+    ordered = tuple(choices) if len(choices) == 1 else tuple(sorted(choices, key=_choice_index))
     first = ordered[0]
     return ChatResponse(
         text=first.text,
