@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from .._exceptions import ConfigError, ResponseError
+from .._json import loads
 from .._types import ChatResponse, Choice, ToolCall
 
 # Error `type`/`code` names that arrive without an HTTP status of their own (an error event in a
@@ -45,10 +46,10 @@ def bad_response(provider: str, what: str, data: Any = None) -> ResponseError:
 def load_event(provider: str, data: str) -> dict[str, Any]:
     """One stream event's JSON object; a `ResponseError` when it is not one."""
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError:
         raise bad_response(provider, "a stream event is not JSON", data) from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise bad_response(provider, "a stream event is not a JSON object", obj)
     return obj
 
