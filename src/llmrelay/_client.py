@@ -208,6 +208,7 @@ class AsyncClient:
         self.base_url = config.base_url
         self._headers = dict(config.headers)  # lowercase names: a caller's replace ours
         self._base = config.base_url.rstrip("/") + "/"
+        self._urls: dict[str, str] = {}  # full URL by path (see `_call`)
         self._route_clients = [
             AsyncClient(route.provider, model=route.model, **route.options)
             for route in config.fallbacks
@@ -448,9 +449,14 @@ class AsyncClient:
             # The same key on every attempt lets the server drop duplicates of a retried call.
             headers.setdefault("idempotency-key", new_key())
         path = wire.path
+        url = self._urls.get(path)
+        if url is None:  # one string per path, not one per call (each in-flight call holds it)
+            url = path if path.startswith(("http://", "https://")) else self._base + path
+            if len(self._urls) < C.URL_CACHE_SIZE:
+                self._urls[path] = url
         call = Call(
             method=wire.method,
-            url=path if path.startswith(("http://", "https://")) else self._base + path,
+            url=url,
             headers=headers,
             json=wire.json,
             params=wire.params,
