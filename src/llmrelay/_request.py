@@ -284,12 +284,17 @@ def estimate_tokens(messages: list[dict[str, Any]], chars_per_token: int) -> int
     return max(1, chars // chars_per_token)
 
 
+# `json.dumps` with any non-default option builds a `JSONEncoder` on every call (~0.8 µs); one
+# kept here gives the same text and errors (an encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode_body(body: Any, provider: str) -> bytes:
     """The request body as JSON. NaN and ±Infinity are not JSON (Python would write `NaN`, which
     servers answer 400 or 500 to, and a 500 would be retried), and a value JSON has no type for
     is not one either: each is a `ConfigError` naming where in the body it is."""
     try:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(body)
     except (TypeError, ValueError, RecursionError) as exc:
         try:
             where = _unencodable(body, "", set()) or str(exc)
