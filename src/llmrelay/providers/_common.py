@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 from .._exceptions import ConfigError, ResponseError
 from .._json import loads
-from .._types import ChatResponse, Choice, ToolCall
+from .._types import ChatResponse, Choice, ToolCall, Usage, reply_of_head
 
 # Error `type`/`code` names that arrive without an HTTP status of their own (an error event in a
 # 200 stream, an error object as a 200 body), and the status each is documented with. OpenAI's
@@ -194,19 +194,17 @@ def _choice_index(choice: Choice) -> int:
     return choice.index
 
 
-def reply_of_choices(choices: list[Choice], **reply: Any) -> ChatResponse:
+def reply_of_choices(
+    choices: list[Choice],
+    *,
+    usage: Usage | None = None,
+    model: str | None = None,
+    id: str | None = None,
+    request_id: str | None = None,
+    provider: str | None = None,
+    raw: Any = None,
+) -> ChatResponse:
     """The reply whose choices these are (sorted by index here): its own text, finish reason,
-    tool calls and reasoning are choice 0's; `reply` gives the rest (usage, model, id...)."""
+    tool calls and reasoning are choice 0's; the rest is the whole reply's."""
     ordered = tuple(choices) if len(choices) == 1 else tuple(sorted(choices, key=_choice_index))
-    first = ordered[0]
-    return ChatResponse(
-        text=first.text,
-        finish_reason=first.finish_reason,
-        tool_calls=first.tool_calls,
-        reasoning=first.reasoning,
-        reasoning_signature=first.reasoning_signature,
-        reasoning_blocks=first.reasoning_blocks,
-        refusal=first.refusal,
-        choices=ordered,
-        **reply,
-    )
+    return reply_of_head(ordered, usage, model, id, request_id, provider, raw)
