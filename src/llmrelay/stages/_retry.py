@@ -1,7 +1,8 @@
 """The retry stage: the call's total deadline, retries with backoff and `Retry-After`.
 
-Everything below it is one attempt, run under the time left (`anyio.fail_after`): the wait for
-a slot and the rate limiter included, and, for a stream, the read up to its first chunk. The
+Everything below it is one attempt, run under the time left (a cancel scope with the call's
+deadline): the wait for a slot and the rate limiter included, and, for a stream, the read up to
+its first chunk. The
 decision itself is the pure rule list in `_retry.decide`. This stage is the only writer of the
 `retries` and `failures` counters: it counts a call that gave up, and (through the reply's
 finish hook) a stream that failed after its first chunk.
