@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import _constants as C
+from ._callkey import new_key
 from ._config import DEFAULT_BREAKER, CircuitBreaker, RateLimit, RetryPolicy, Timeout
 from ._exceptions import ClientStateError, ConfigError, LLMError, ResponseError
 from ._keymask import KeyMask
@@ -214,6 +215,7 @@ class AsyncClient:
         self.base_url = config.base_url
         self._headers = dict(config.headers)  # lowercase names: a caller's replace ours
         self._base = config.base_url.rstrip("/") + "/"
+        self._urls: dict[str, str] = {}  # full URL by path (see `_call`)
         self._route_clients = [
             AsyncClient(route.provider, model=route.model, **route.options)
             for route in config.fallbacks
@@ -458,11 +460,16 @@ class AsyncClient:
                 headers.update({k.lower(): v for k, v in more.items()})
         if wire.method != "GET":
             # The same key on every attempt lets the server drop duplicates of a retried call.
-            headers.setdefault("idempotency-key", os.urandom(16).hex())
+            headers.setdefault("idempotency-key", new_key())
         path = wire.path
+        url = self._urls.get(path)
+        if url is None:  # one string per path, not one per call (each in-flight call holds it)
+            url = path if path.startswith(("http://", "https://")) else self._base + path
+            if len(self._urls) < C.URL_CACHE_SIZE:
+                self._urls[path] = url
         call = Call(
             method=wire.method,
-            url=path if path.startswith(("http://", "https://")) else self._base + path,
+            url=url,
             headers=headers,
             json=wire.json,
             params=wire.params,

@@ -130,3 +130,6 @@ BATCH_ENVELOPE_BYTES = 64 * 1024
 BATCH_POLL_INTERVAL = 15.0
 # A split submission that fails half way cancels the parts already made, for at most this long.
 BATCH_CLEANUP_SECONDS = 30.0
+# Full request URLs a client keeps by path (chat, embeddings... a few each); paths with ids in
+# them (files, batches) past this many are joined per call instead.
+URL_CACHE_SIZE = 64

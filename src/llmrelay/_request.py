@@ -105,8 +105,11 @@ def _did_you_mean(word: object, choices: frozenset[str]) -> str:
 
 
 def _check_message(item: object, position: int) -> dict[str, Any]:
-    typed = isinstance(item, Message)  # its fields are its keys: nothing misspelt
-    if isinstance(item, Message):
+    typed = False
+    if type(item) is dict:  # the usual case, checked first (a Mapping check costs more)
+        msg = item
+    elif isinstance(item, Message):
+        typed = True  # its fields are its keys: nothing misspelt
         msg = item.to_dict()
     elif isinstance(item, Mapping):
         msg = item if isinstance(item, dict) else dict(item)
@@ -129,6 +132,15 @@ def _check_message(item: object, position: int) -> dict[str, Any]:
             f"a {role} message takes {', '.join(sorted(keys))}"
         )
     content = msg.get("content")
+    if type(content) is not str:  # a plain string, the usual case, needs no more checks
+        msg = _check_content(msg, content, role, position)
+    if role == "tool" and not msg.get("tool_call_id"):
+        raise ConfigError(f"messages[{position}] is a tool result without 'tool_call_id'")
+    return msg
+
+
+def _check_content(msg: dict[str, Any], content: Any, role: str, position: int) -> dict[str, Any]:
+    """A message whose content is not a str: a list of parts (a tuple becomes one) or None."""
     if isinstance(content, tuple):  # typed as a Sequence; the adapters read lists
         content = list(content)
         msg = {**msg, "content": content}
@@ -142,8 +154,6 @@ def _check_message(item: object, position: int) -> dict[str, Any]:
     if isinstance(content, list):
         for index, part in enumerate(content):
             _check_part(part, f"messages[{position}].content[{index}]")
-    if role == "tool" and not msg.get("tool_call_id"):
-        raise ConfigError(f"messages[{position}] is a tool result without 'tool_call_id'")
     return msg
 
 
@@ -167,8 +177,9 @@ def normalize_messages(messages: MessagesInput) -> list[dict[str, Any]]:
         if not messages:
             raise ConfigError("the prompt is an empty string")
         return [{"role": "user", "content": messages}]
-    if isinstance(messages, Message | Mapping | bytes | bytearray) or not isinstance(
-        messages, Sequence
+    if type(messages) is not list and (
+        isinstance(messages, Message | Mapping | bytes | bytearray)
+        or not isinstance(messages, Sequence)
     ):
         one = " (one message? put it in a list)" if isinstance(messages, Message | Mapping) else ""
         raise ConfigError(
@@ -273,12 +284,17 @@ def estimate_tokens(messages: list[dict[str, Any]], chars_per_token: int) -> int
     return max(1, chars // chars_per_token)
 
 
+# `json.dumps` with any non-default option builds a `JSONEncoder` on every call (~0.8 µs); one
+# kept here gives the same text and errors (an encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode_body(body: Any, provider: str) -> bytes:
     """The request body as JSON. NaN and ±Infinity are not JSON (Python would write `NaN`, which
     servers answer 400 or 500 to, and a 500 would be retried), and a value JSON has no type for
     is not one either: each is a `ConfigError` naming where in the body it is."""
     try:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(body)
     except (TypeError, ValueError, RecursionError) as exc:
         try:
             where = _unencodable(body, "", set()) or str(exc)

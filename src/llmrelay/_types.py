@@ -359,6 +359,8 @@ class ChatResponse:
             block = ReasoningBlock(text=self.reasoning or "", signature=self.reasoning_signature)
             object.__setattr__(self, "reasoning_blocks", (block,))
         choices = self.choices
+        if type(choices) is tuple and choices and _is_head(choices[0], self):
+            return  # already made from these fields (the adapters' `reply_of_choices`)
         first = Choice(
             index=choices[0].index if choices else 0,
             text=self.text,
@@ -382,6 +384,19 @@ class ChatResponse:
             reasoning_signature=self.reasoning_signature,
             reasoning_blocks=self.reasoning_blocks,
         )
+
+
+def _is_head(choice: Choice, reply: ChatResponse) -> bool:
+    """Whether `choice` holds the reply's own per-choice fields (the very same objects)."""
+    return (
+        choice.text is reply.text
+        and choice.finish_reason is reply.finish_reason
+        and choice.tool_calls is reply.tool_calls
+        and choice.reasoning is reply.reasoning
+        and choice.reasoning_signature is reply.reasoning_signature
+        and choice.reasoning_blocks is reply.reasoning_blocks
+        and choice.refusal is reply.refusal
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -504,3 +519,72 @@ def make_stream_chunk(
     _set_redacted(chunk, reasoning_redacted)
     _set_index(chunk, index)
     return chunk
+
+
+(
+    _put_text,
+    _put_finish_reason,
+    _put_usage,
+    _put_tool_calls,
+    _put_model,
+    _put_id,
+    _put_request_id,
+    _put_reasoning,
+    _put_signature,
+    _put_blocks,
+    _put_refusal,
+    _put_provider,
+    _put_choices,
+    _put_raw,
+    _put_parsed,
+) = (ChatResponse.__dict__[name].__set__ for name in ChatResponse.__slots__)
+
+assert ChatResponse.__slots__ == (
+    "text",
+    "finish_reason",
+    "usage",
+    "tool_calls",
+    "model",
+    "id",
+    "request_id",
+    "reasoning",
+    "reasoning_signature",
+    "reasoning_blocks",
+    "refusal",
+    "provider",
+    "choices",
+    "raw",
+    "parsed",
+), "reply_of_head must follow ChatResponse's fields"
+
+
+def reply_of_head(
+    choices: tuple[Choice, ...],
+    usage: Usage | None,
+    model: str | None,
+    id: str | None,
+    request_id: str | None,
+    provider: str | None,
+    raw: Any,
+) -> ChatResponse:
+    """`ChatResponse(...)` whose own per-choice fields are those of ``choices[0]``, as the
+    adapters build a reply: the very instance the dataclass would give (that choice already has
+    its reasoning block, so `__post_init__` would change nothing), ~2× faster. Once per reply."""
+    head = choices[0]
+    reply: ChatResponse = _new(ChatResponse)
+    _put_text(reply, head.text)
+    _put_finish_reason(reply, head.finish_reason)
+    _put_usage(reply, usage)
+    _put_tool_calls(reply, head.tool_calls)
+    _put_model(reply, model)
+    _put_id(reply, id)
+    _put_request_id(reply, request_id)
+    _put_reasoning(reply, head.reasoning)
+    _put_signature(reply, head.reasoning_signature)
+    _put_blocks(reply, head.reasoning_blocks)
+    _put_refusal(reply, head.refusal)
+    _put_provider(reply, provider)
+    _put_choices(reply, choices)
+    _put_raw(reply, raw)
+    _put_parsed(reply, None)
+    return reply

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from .._exceptions import ConfigError, ResponseError
-from .._types import ChatResponse, Choice, ToolCall
+from .._json import loads
+from .._types import ChatResponse, Choice, ToolCall, Usage, reply_of_head
 
 # Error `type`/`code` names that arrive without an HTTP status of their own (an error event in a
 # 200 stream, an error object as a 200 body), and the status each is documented with. OpenAI's
@@ -45,16 +46,18 @@ def bad_response(provider: str, what: str, data: Any = None) -> ResponseError:
 def load_event(provider: str, data: str) -> dict[str, Any]:
     """One stream event's JSON object; a `ResponseError` when it is not one."""
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError:
         raise bad_response(provider, "a stream event is not JSON", data) from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise bad_response(provider, "a stream event is not a JSON object", obj)
     return obj
 
 
 def as_int(value: Any) -> int:
     """Token counts: ints pass, anything else (None, strings) counts as 0."""
+    if type(value) is int:  # what JSON gives: one check instead of two
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -187,19 +190,21 @@ def data_url(url: str, position: int) -> tuple[str, str]:
     return media_type, payload
 
 
-def reply_of_choices(choices: list[Choice], **reply: Any) -> ChatResponse:
+def _choice_index(choice: Choice) -> int:
+    return choice.index
+
+
+def reply_of_choices(
+    choices: list[Choice],
+    *,
+    usage: Usage | None = None,
+    model: str | None = None,
+    id: str | None = None,
+    request_id: str | None = None,
+    provider: str | None = None,
+    raw: Any = None,
+) -> ChatResponse:
     """The reply whose choices these are (sorted by index here): its own text, finish reason,
-    tool calls and reasoning are choice 0's; `reply` gives the rest (usage, model, id...)."""
-    ordered = tuple(sorted(choices, key=lambda choice: choice.index))
-    first = ordered[0]
-    return ChatResponse(
-        text=first.text,
-        finish_reason=first.finish_reason,
-        tool_calls=first.tool_calls,
-        reasoning=first.reasoning,
-        reasoning_signature=first.reasoning_signature,
-        reasoning_blocks=first.reasoning_blocks,
-        refusal=first.refusal,
-        choices=ordered,
-        **reply,
-    )
+    tool calls and reasoning are choice 0's; the rest is the whole reply's."""
+    ordered = tuple(choices) if len(choices) == 1 else tuple(sorted(choices, key=_choice_index))
+    return reply_of_head(ordered, usage, model, id, request_id, provider, raw)

@@ -29,6 +29,7 @@ from .._exceptions import (
     ResponseError,
     make_status_error,
 )
+from .._json import loads
 from .._sse import SSEDecodeError, SSEDecoder
 from ._base import Call, Reply, Stage, StreamHead
 
@@ -89,7 +90,7 @@ class ReplyOpener:
 
     def _parse(self, call: Call, reply: Reply, content: bytes) -> Any:
         try:
-            data = content if call.raw else json.loads(content)
+            data = content if call.raw else loads(content)
         except ValueError:
             snippet = self._mask.content(content)[:200].decode("utf-8", "replace")
             raise ResponseError(

@@ -1,7 +1,8 @@
 """The retry stage: the call's total deadline, retries with backoff and `Retry-After`.
 
-Everything below it is one attempt, run under the time left (`anyio.fail_after`): the wait for
-a slot and the rate limiter included, and, for a stream, the read up to its first chunk. The
+Everything below it is one attempt, run under the time left (a cancel scope with the call's
+deadline): the wait for a slot and the rate limiter included, and, for a stream, the read up to
+its first chunk. The
 decision itself is the pure rule list in `_retry.decide`. This stage is the only writer of the
 `retries` and `failures` counters: it counts a call that gave up, and (through the reply's
 finish hook) a stream that failed after its first chunk.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -57,12 +57,18 @@ class RetryStage:
         total = call.timeout.total
         deadline = call.deadline = None if total is None else anyio.current_time() + total
         while True:
-            remaining = None if deadline is None else deadline - anyio.current_time()
             try:
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError
-                with nullcontext() if remaining is None else anyio.fail_after(remaining):
+                if deadline is None:
                     reply = await self._inner.send(call)
+                else:
+                    if deadline <= anyio.current_time():
+                        raise TimeoutError
+                    # A bare cancel scope, not `anyio.fail_after`: that one is two nested
+                    # generator context managers, ~0.9 KB and a few µs more per call.
+                    with anyio.CancelScope(deadline=deadline) as scope:
+                        reply = await self._inner.send(call)
+                    if scope.cancelled_caught:  # only its deadline cancels this scope
+                        raise TimeoutError
             except TimeoutError:
                 self._usage.failures += 1
                 raise APITimeoutError(
