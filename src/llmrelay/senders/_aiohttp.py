@@ -6,8 +6,8 @@ CPU per request, the httpx shim over it 0.11×: the shim keeps httpx's request a
 objects and its transport layers, which is most of what a request costs. Streaming is the other
 way round (raw 0.56×, shim 0.35× per chunk), so the body is read with `StreamReader.iter_any()`
 (one call per network read, no per-line splitting) and the opener's own SSE decoder does the
-rest. Measured here (benchmarks/, same run, vs raw httpx): 0.09× CPU per request (raw aiohttp
-0.06×), 0.65× CPU per streamed chunk (0.54× with 8 streams at once; raw 0.53×), 0.81× peak RSS
+rest. Measured here (benchmarks/, same run, vs raw httpx): 0.07× CPU per request (raw aiohttp
+0.06×), 0.48× CPU per streamed chunk (0.51× with 8 streams at once; raw 0.60×), 0.79× peak RSS
 per request held open (raw 0.62×; the difference is llmrelay's own per-call state, the same on
 every engine). The table is in docs/guides/engines.md.
 

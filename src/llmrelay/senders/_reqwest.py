@@ -6,9 +6,9 @@ benchmark server against raw httpx (issue 17), pyreqwest used raw costs 0.02× h
 request, the httpx shim 0.11× (httpx's request/response objects and transport layers cost more
 than the whole request in Rust). A stream's body is read with `read_chunk()` (what arrived, one
 call per network read) and decoded by the opener's own SSE decoder. Measured here (benchmarks/,
-same run, vs raw httpx): 0.12× CPU per request (raw pyreqwest 0.07×), 1.6× CPU per streamed
-chunk (raw pyreqwest with the read-ahead off, as here, 1.3×; with its 64 KiB default 0.5×, see
-below), 2.2× peak RSS per request held open (raw 2.0×). The table is in docs/guides/engines.md.
+same run, vs raw httpx): 0.12× CPU per request (raw pyreqwest 0.07–0.10×), 1.2× CPU per
+streamed chunk (raw pyreqwest with the read-ahead off, as here, 1.2×; with its 64 KiB default
+0.4×, see below), 2.2× peak RSS per request held open (raw 2.0×). The table is in docs/guides/engines.md.
 
 How it maps llmrelay's settings:
 
