@@ -320,3 +320,43 @@ def test_the_assembler_joins_each_choices_entries_in_order() -> None:
     # a whole reply a server sent to a stream request
     assert assemble(chunks_of(reply), request_id=None, provider="p") == reply
     assert assemble([StreamChunk(text="hi")], request_id=None, provider="p").logprobs is None
+
+
+def sse(*events: Any) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_odd_shapes_in_a_stream_are_skipped(family: str) -> None:
+    bad = {"token": 1, "logprob": "x", "logProbability": "x"}
+    if family == "openai":
+        good = {"token": "hi", "logprob": -0.5}
+
+        def event(logprobs: Any, finish: str | None = None) -> dict[str, Any]:
+            delta = {"content": "" if finish else "hi"}
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+            return {"id": "c", "model": "m", "choices": [choice]}
+
+        body = sse(event("junk"), event({"content": [bad, good]}), event(None, "stop"))
+        body += b"data: [DONE]\n\n"
+    else:
+
+        def event(logprobs: Any, finish: str | None = None) -> dict[str, Any]:
+            candidate = {"content": {"parts": [{"text": "hi"}]}, "logprobsResult": logprobs}
+            return {"candidates": [candidate | ({"finishReason": finish} if finish else {})]}
+
+        chosen = {"chosenCandidates": [bad, {"token": "hi", "logProbability": -0.5}]}
+        body = sse(event(["junk"]), event(chosen), event({"chosenCandidates": 3}, "STOP"))
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(respond)) as http,
+        llmrelay.AsyncClient(
+            provider=family, api_key="k", base_url=BASES[family], http_client=http
+        ) as client,
+        client.stream(PROMPT, model="m", logprobs=True) as stream,
+    ):
+        final = await stream.final()
+    assert final.logprobs == (TokenLogprob(token="hi", logprob=-0.5),)
