@@ -74,6 +74,7 @@ PUBLIC_NAMES = [
     "SystemMessage",
     "TextPart",
     "Timeout",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
     "ToolCallDict",
@@ -100,6 +101,7 @@ VALUE_TYPES = [
     "Usage",
     "ToolCall",
     "ToolCallDelta",
+    "TokenLogprob",
     "EmbeddingResponse",
     "ModelInfo",
     "Timeout",
@@ -182,6 +184,7 @@ def _example(cls: type) -> object:
         llmrelay.Choice: {"index": 0, "text": "hi"},
         llmrelay.ToolCall: {"id": "call_1", "name": "f"},
         llmrelay.ToolCallDelta: {"index": 0},
+        llmrelay.TokenLogprob: {"token": "hi", "logprob": -0.1},
         llmrelay.EmbeddingResponse: {"vectors": [[0.0]]},
         llmrelay.ModelInfo: {"id": "m"},
         llmrelay.BatchJob: {

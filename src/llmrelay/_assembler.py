@@ -6,7 +6,8 @@ Rules: text, reasoning and refusal deltas are joined in order; reasoning blocks 
 `_reasoning.ReasoningAssembler` (a signature closes a block, a redacted piece is one); tool-call fragments are grouped
 by `index` (the first fragment with an id or name gives it; arguments are joined and parsed
 once, at the end); the last finish reason and the last usage win; id and model come from the
-first chunk that has them. All of that holds per choice: chunks are grouped by their `index`
+first chunk that has them; token log probabilities are joined in order (`None` unless some
+chunk had them). All of that holds per choice: chunks are grouped by their `index`
 (choice 0 makes the reply's own fields, every choice is in `choices`), in whatever order the
 choices interleave; usage, id and model are the whole reply's.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._reasoning import ReasoningAssembler
-from ._types import ChatResponse, Choice, StreamChunk, ToolCall, ToolCallDelta
+from ._types import ChatResponse, Choice, StreamChunk, TokenLogprob, ToolCall, ToolCallDelta
 from .providers._common import make_tool_call, reply_of_choices
 
 
@@ -61,6 +62,7 @@ def chunks_of(reply: ChatResponse) -> list[StreamChunk]:
                 reasoning_signature=choice.reasoning_signature,
                 raw=reply.raw if first else None,
                 index=choice.index,
+                logprobs=choice.logprobs,
             )
         )
     return out
@@ -69,7 +71,16 @@ def chunks_of(reply: ChatResponse) -> list[StreamChunk]:
 class ChoiceParts:
     """The pieces of one choice received so far."""
 
-    __slots__ = ("finish_reason", "reasoning", "refusal", "signature", "text", "thinking", "tools")
+    __slots__ = (
+        "finish_reason",
+        "logprobs",
+        "reasoning",
+        "refusal",
+        "signature",
+        "text",
+        "thinking",
+        "tools",
+    )
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -79,6 +90,7 @@ class ChoiceParts:
         self.refusal: list[str] = []
         self.tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
         self.finish_reason: str | None = None
+        self.logprobs: list[TokenLogprob] | None = None  # None: no chunk had any
 
     @property
     def partial(self) -> str:
@@ -99,6 +111,7 @@ class ChoiceParts:
             reasoning_signature=self.signature,
             reasoning_blocks=self.thinking.blocks(),
             refusal="".join(self.refusal) or None,
+            logprobs=None if self.logprobs is None else tuple(self.logprobs),
         )
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
@@ -152,6 +165,10 @@ class ReplyAssembler(ChoiceParts):
                     entry[2].append(delta.arguments)
         if chunk.finish_reason:
             parts.finish_reason = chunk.finish_reason
+        if chunk.logprobs is not None:
+            if parts.logprobs is None:
+                parts.logprobs = []
+            parts.logprobs.extend(chunk.logprobs)
         if chunk.usage is not None:
             self.usage = chunk.usage
         if self.id is None and chunk.id:

@@ -42,6 +42,8 @@ class ChatOptions(TypedDict, total=False):
     response_format: Any
     seed: int | None
     n: int | None
+    logprobs: bool | None
+    top_logprobs: int | None
     extra_body: Mapping[str, Any] | None
     extra_headers: Mapping[str, str] | None
     timeout: Timeout | float | None

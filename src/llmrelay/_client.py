@@ -550,6 +550,8 @@ class AsyncClient:
         response_format: Any = None,
         seed: int | None = None,
         n: int | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         timeout: Timeout | float | None = None,
@@ -560,6 +562,9 @@ class AsyncClient:
         ``n=3`` asks for three choices: `reply.choices` holds them all, and `reply.text` (with
         the other per-choice fields) is the first's. Anthropic has no `n` (a `ConfigError`);
         Gemini takes it as ``candidateCount``.
+
+        ``logprobs=True`` (OpenAI, Gemini) fills `reply.logprobs` with a `TokenLogprob` per
+        token; ``top_logprobs=5`` adds the five likeliest tokens at each position.
 
         ``response_format=`` a pydantic model, a dataclass, a TypedDict or a JSON Schema dict
         asks for structured output: `reply.parsed` is its value (see
@@ -581,6 +586,8 @@ class AsyncClient:
             response_format=response_format,
             seed=seed,
             n=n,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
         )
         call = self._chat_call(
             messages,
@@ -615,6 +622,8 @@ class AsyncClient:
         response_format: Any = None,
         seed: int | None = None,
         n: int | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         timeout: Timeout | float | None = None,
@@ -655,6 +664,8 @@ class AsyncClient:
             response_format=response_format,
             seed=seed,
             n=n,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
         )
         call = self._chat_call(
             messages,

@@ -62,6 +62,10 @@ STREAM_DRAIN_BYTES = 64 * 1024
 # Token estimate used by the rate limiter before a reply tells the real count.
 CHARS_PER_TOKEN_ESTIMATE = 4
 
+# The most alternatives per token `top_logprobs` may ask for (OpenAI's limit; Gemini's is lower,
+# and its server says so).
+MAX_TOP_LOGPROBS = 20
+
 # Client-side rate limits refill continuously; at most this many seconds' worth may go at once.
 RATE_LIMIT_BURST_SECONDS = 1.0
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._constants import MAX_TOP_LOGPROBS
 from ._exceptions import ConfigError
 from ._types import (
     AssistantMessage,
@@ -212,6 +213,8 @@ def build_params(
     response_format: Any,
     seed: int | None,
     n: int | None = None,
+    logprobs: bool | None = None,
+    top_logprobs: int | None = None,
 ) -> dict[str, Any]:
     """The named parameters that were given, checked. Provider adapters rename them."""
     params: dict[str, Any] = {}
@@ -267,7 +270,32 @@ def build_params(
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"n (how many choices) must be a positive int, got {n!r}")
         params["n"] = n
+    if logprobs is not None or top_logprobs is not None:
+        params.update(_logprob_params(logprobs, top_logprobs))
     return params
+
+
+def _logprob_params(logprobs: bool | None, top_logprobs: int | None) -> dict[str, Any]:
+    """``logprobs`` (a bool) and ``top_logprobs`` (0..MAX_TOP_LOGPROBS, only with logprobs)."""
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise ConfigError(f"logprobs must be True or False, got {logprobs!r}")
+    if top_logprobs is not None:
+        if (
+            isinstance(top_logprobs, bool)
+            or not isinstance(top_logprobs, int)
+            or not 0 <= top_logprobs <= MAX_TOP_LOGPROBS
+        ):
+            raise ConfigError(
+                f"top_logprobs must be an int between 0 and {MAX_TOP_LOGPROBS}, "
+                f"got {top_logprobs!r}"
+            )
+        if not logprobs:
+            raise ConfigError("top_logprobs needs logprobs=True")
+    if not logprobs:
+        return {}
+    if top_logprobs is None:
+        return {"logprobs": True}
+    return {"logprobs": True, "top_logprobs": top_logprobs}
 
 
 def estimate_tokens(messages: list[dict[str, Any]], chars_per_token: int) -> int:

@@ -285,6 +285,20 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokenLogprob:
+    """One token of a reply with its log probability (natural log; 0 is certain).
+
+    `top` holds the most likely tokens at that position, best first, when the call asked for
+    ``top_logprobs``: each a `TokenLogprob` whose own `top` is empty. OpenAI's list includes
+    the chosen token itself, as Gemini's does.
+    """
+
+    token: str
+    logprob: float
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Choice:
     """One of a reply's choices: a call with ``n=3`` gets three, told apart by `index`.
 
@@ -300,6 +314,7 @@ class Choice:
     reasoning_signature: str | None = None
     reasoning_blocks: tuple[ReasoningBlock, ...] = ()
     refusal: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.reasoning_blocks and (self.reasoning or self.reasoning_signature):
@@ -336,6 +351,9 @@ class ChatResponse:
     `parsed` is the reply's value when the call gave ``response_format=`` a type or a schema
     (an instance of that type; a dict or list for a schema), else `None`; it stays `None`
     when the model refused (see `refusal`).
+
+    `logprobs` holds a `TokenLogprob` per token of the text when the call gave
+    ``logprobs=True`` (OpenAI, Gemini), else `None`.
     """
 
     text: str
@@ -353,6 +371,7 @@ class ChatResponse:
     choices: tuple[Choice, ...] = field(default=(), repr=False)
     raw: Any = field(default=None, repr=False, compare=False)
     parsed: Any = field(default=None, repr=False)
+    logprobs: tuple[TokenLogprob, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.reasoning_blocks and (self.reasoning or self.reasoning_signature):
@@ -370,6 +389,7 @@ class ChatResponse:
             reasoning_signature=self.reasoning_signature,
             reasoning_blocks=self.reasoning_blocks,
             refusal=self.refusal,
+            logprobs=self.logprobs,
         )
         object.__setattr__(self, "choices", (first, *choices[1:]))
 
@@ -396,6 +416,7 @@ def _is_head(choice: Choice, reply: ChatResponse) -> bool:
         and choice.reasoning_signature is reply.reasoning_signature
         and choice.reasoning_blocks is reply.reasoning_blocks
         and choice.refusal is reply.refusal
+        and choice.logprobs is reply.logprobs
     )
 
 
@@ -410,6 +431,8 @@ class StreamChunk:
 
     `index` is the choice the chunk belongs to: always 0 unless the call asked for several
     (``n``), when the chunks of every choice arrive in one stream, in the server's order.
+
+    `logprobs` holds the `TokenLogprob`s of this chunk's tokens (``logprobs=True``), else `None`.
     """
 
     text: str = ""
@@ -425,6 +448,7 @@ class StreamChunk:
     raw: Any = field(default=None, repr=False, compare=False)
     reasoning_redacted: str | None = None
     index: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -466,6 +490,7 @@ _new = object.__new__
     _set_raw,
     _set_redacted,
     _set_index,
+    _set_logprobs,
 ) = (StreamChunk.__dict__[name].__set__ for name in StreamChunk.__slots__)
 
 
@@ -483,6 +508,7 @@ assert StreamChunk.__slots__ == (
     "raw",
     "reasoning_redacted",
     "index",
+    "logprobs",
 ), "make_stream_chunk must follow StreamChunk's fields"
 
 
@@ -500,6 +526,7 @@ def make_stream_chunk(
     raw: Any,
     reasoning_redacted: str | None = None,
     index: int = 0,
+    logprobs: tuple[TokenLogprob, ...] | None = None,
 ) -> StreamChunk:
     """`StreamChunk(...)` with every field given positionally, about 2.5× faster (the rarely
     set `reasoning_redacted` and `index` last, with defaults, so most call sites leave them
@@ -518,6 +545,7 @@ def make_stream_chunk(
     _set_raw(chunk, raw)
     _set_redacted(chunk, reasoning_redacted)
     _set_index(chunk, index)
+    _set_logprobs(chunk, logprobs)
     return chunk
 
 
@@ -537,6 +565,7 @@ def make_stream_chunk(
     _put_choices,
     _put_raw,
     _put_parsed,
+    _put_logprobs,
 ) = (ChatResponse.__dict__[name].__set__ for name in ChatResponse.__slots__)
 
 assert ChatResponse.__slots__ == (
@@ -555,6 +584,7 @@ assert ChatResponse.__slots__ == (
     "choices",
     "raw",
     "parsed",
+    "logprobs",
 ), "reply_of_head must follow ChatResponse's fields"
 
 
@@ -587,4 +617,5 @@ def reply_of_head(
     _put_choices(reply, choices)
     _put_raw(reply, raw)
     _put_parsed(reply, None)
+    _put_logprobs(reply, head.logprobs)
     return reply

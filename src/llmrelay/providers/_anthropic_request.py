@@ -102,6 +102,8 @@ def _output_config(name: str, request: ChatRequest) -> dict[str, Any] | None:
 def _check_params(name: str, options: Mapping[str, Any], params: Mapping[str, Any]) -> None:
     if "seed" in params:
         raise ConfigError(f"{name} has no seed parameter; leave seed out")
+    if "logprobs" in params:
+        raise ConfigError(f"{name} sends no token log probabilities; leave logprobs out")
     if params.get("n", 1) != 1:
         raise ConfigError(
             f"{name} gives one choice per request (no n); send {params['n']} requests instead, "

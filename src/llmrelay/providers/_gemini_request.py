@@ -253,6 +253,10 @@ def generation_config(params: Mapping[str, Any]) -> dict[str, Any]:
         config["seed"] = params["seed"]
     if "n" in params:
         config["candidateCount"] = params["n"]
+    if params.get("logprobs"):
+        config["responseLogprobs"] = True
+        if "top_logprobs" in params:
+            config["logprobs"] = params["top_logprobs"]
     fmt = params.get("response_format")
     if fmt is not None:
         config.update(_response_format(fmt))

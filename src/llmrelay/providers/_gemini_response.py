@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import APIStatusError, make_status_error
 from .._types import Choice, StreamChunk, ToolCall, ToolCallDelta, Usage, make_stream_chunk
 from ._common import as_int, bad_response, load_event, make_tool_call
+from ._logprobs import gemini_logprobs
 
 if TYPE_CHECKING:
     from .._sse import ServerSentEvent
@@ -241,6 +242,7 @@ def read_choice(provider: Provider, candidate: Any, position: int, data: Any) ->
         tool_calls=tool_calls(parts),
         reasoning="".join(parts.reasoning) or None,
         reasoning_signature=parts.signature,
+        logprobs=gemini_logprobs(candidate.get("logprobsResult")),
     )
 
 
@@ -326,7 +328,8 @@ class StreamParser:
             finish = finish_reason(raw_finish, index in self._calls)
             if finish is not None:
                 self._ended.add(index)
-        if not (text or reasoning or deltas or finish or usage or signature):
+        logprobs = gemini_logprobs(candidate.get("logprobsResult"))
+        if not (text or reasoning or deltas or finish or usage or signature or logprobs):
             return None
         return make_stream_chunk(
             text,
@@ -342,4 +345,5 @@ class StreamParser:
             obj,
             None,
             index,
+            logprobs,
         )

@@ -50,6 +50,7 @@ from ._common import (
     str_or_none,
     vector,
 )
+from ._logprobs import openai_logprobs
 
 if TYPE_CHECKING:
     from .._sse import ServerSentEvent
@@ -282,6 +283,7 @@ def _choice(provider: Provider, choice: Any, position: int, data: Any) -> Choice
         tool_calls=_tool_calls(provider, raw_calls, data) if raw_calls else (),
         reasoning=_reasoning(message),
         refusal=str_or_none(message.get("refusal")),
+        logprobs=openai_logprobs(choice.get("logprobs")),
     )
 
 
@@ -425,6 +427,7 @@ class StreamParser:
             role = delta.get("role")
             refusal = delta.get("refusal")
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            raw_logprobs = choice.get("logprobs")
         except (AttributeError, KeyError, TypeError):  # e.g. a choice or delta that is no object
             raise bad_response(
                 self._provider.name, "a stream event has a malformed 'choices' entry", obj
@@ -461,6 +464,7 @@ class StreamParser:
             obj,
             None,
             index,
+            openai_logprobs(raw_logprobs) if raw_logprobs is not None else None,
         )
 
     def _several(
@@ -497,6 +501,7 @@ class StreamParser:
             role = delta.get("role")
             refusal = delta.get("refusal")
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            raw_logprobs = choice.get("logprobs")
         except (AttributeError, KeyError, TypeError):  # e.g. a choice or delta that is no object
             raise bad_response(
                 self._provider.name, "a stream event has a malformed 'choices' entry", obj
@@ -523,6 +528,7 @@ class StreamParser:
             obj,
             None,
             index,
+            openai_logprobs(raw_logprobs) if raw_logprobs is not None else None,
         )
 
     def _other_choice(self, index: Any, default: int, finish: str | None) -> int:

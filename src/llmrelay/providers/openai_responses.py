@@ -67,6 +67,8 @@ parse_error = _chat_api.parse_error
 _UNSUPPORTED = {
     "stop": "the Responses API has no stop sequences; leave stop out",
     "seed": "the Responses API has no seed; leave seed out",
+    "logprobs": "llmrelay does not read the Responses API's logprobs yet; use api='chat' "
+    "(the default) for logprobs",
 }
 
 
