@@ -46,6 +46,7 @@ def test_the_same_reply_as_the_dataclass_gives(choices: list[Choice]) -> None:
         reasoning_signature=first.reasoning_signature,
         reasoning_blocks=first.reasoning_blocks,
         refusal=first.refusal,
+        logprobs=first.logprobs,
         choices=ordered,
         raw={"raw": True},
         **extra,  # type: ignore[arg-type]

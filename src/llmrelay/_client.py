@@ -80,6 +80,17 @@ def _with_api(config: ClientConfig, api: str | None) -> ClientConfig:
     return dataclasses.replace(config, provider=with_responses_api(config.provider))
 
 
+def _chat_params(response_format: Any, **sampling: Any) -> tuple[dict[str, Any], OutputSpec | None]:
+    """A chat's checked parameters, and the spec its reply is parsed with when
+    `response_format` is a type or schema (what is sent for it goes in the parameters)."""
+    output = None
+    if response_format is not None:
+        from ._structured import split_response_format
+
+        output, response_format = split_response_format(response_format)
+    return build_params(response_format=response_format, **sampling), output
+
+
 class AsyncClient:
     """An async client for one provider. Use it as an async context manager::
 
@@ -571,12 +582,7 @@ class AsyncClient:
         docs/recipes/structured-output.md). ``tools=`` takes tool dicts or plain functions.
         """
         self._check()
-        output = None
-        if response_format is not None:
-            from ._structured import split_response_format
-
-            output, response_format = split_response_format(response_format)
-        params = build_params(
+        params, output = _chat_params(
             temperature=temperature,
             max_tokens=max_tokens,
             top_p=top_p,
@@ -649,12 +655,7 @@ class AsyncClient:
         from ._stream import ChatStream  # loaded on first use, to keep `import llmrelay` quick
 
         self._check()
-        output = None
-        if response_format is not None:
-            from ._structured import split_response_format
-
-            output, response_format = split_response_format(response_format)
-        params = build_params(
+        params, output = _chat_params(
             temperature=temperature,
             max_tokens=max_tokens,
             top_p=top_p,
